@@ -1,0 +1,178 @@
+"""Command line: ``sd run``, ``sd info`` (and the other subcommands).
+
+Exit status: 0 success, 2 bad input or usage, 1 any other failure. Bad input
+is reported in one paragraph without a traceback; ``--debug`` shows one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import SdInputError, SdRuntimeError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so main() owns exit codes."""
+
+    def error(self, message):
+        raise _UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sd", description="System-dynamics models of workshop clusters: "
+                     "run Vensim .mdl files with PySD, calibrate and explore them.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="simulate a model (optionally a scenario) and write results")
+    run.add_argument("model", help="Vensim .mdl file")
+    run.add_argument("--scenario", metavar="FILE_OR_NAME",
+                     help="a .cin or .toml file, or a scenario name from the *scenarios*.toml "
+                          "beside the model (NAME@FILE.toml picks a file)")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a constant (Vensim name); repeatable; applied after --scenario")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: results/<model>-<scenario>)")
+    run.add_argument("--plot", nargs="+", default=[], metavar="VAR", help="variables to plot as PNG")
+    run.add_argument("--engine", choices=("auto", "fast", "pysd"), default="auto",
+                     help="simulation engine (default auto: the fast engine where it supports "
+                          "the model, else PySD)")
+    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    info = sub.add_parser("info", help="list a model's stocks, flows, auxiliaries, constants and lookups")
+    info.add_argument("model", help="Vensim .mdl file")
+    info.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sd`` command; returns the exit status."""
+    parser = build_parser()
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return _COMMANDS[args.command](args)
+    except _UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except SdInputError as exc:
+        if debug:
+            raise
+        print(f"sd: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sd: interrupted", file=sys.stderr)
+        return 130
+    except SdRuntimeError as exc:
+        if debug:
+            raise
+        print(f"sd: simulation failed: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            raise
+        print(f"sd: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
+              "for a traceback and report it)", file=sys.stderr)
+        return 1
+
+
+# -- sd run --------------------------------------------------------------------
+def cmd_run(args) -> int:
+    from . import model as model_mod
+    from . import provenance, scenarios
+    from .simulate import simulate
+
+    model = model_mod.load(args.model)
+    scenario = scenarios.resolve(args.scenario, Path(args.model))
+    if args.sets:
+        base_name = scenario.name if args.scenario else "set"
+        scenario = replace(scenario.merged(scenarios.from_assignments(args.sets)), name=base_name)
+    for name in args.plot:
+        model.variable(name, what="variable to plot")
+    ds, engine = simulate(model, scenario, engine=args.engine)
+    out = Path(args.out) if args.out else Path("results") / f"{model.path.stem}-{scenario.name}"
+    record = provenance.record(model, scenario=scenario.name, scenario_source=scenario.source,
+                               engine=engine,
+                               constants=dict(scenario.constants),
+                               lookups={k: {"x": list(x), "y": list(y)}
+                                        for k, (x, y) in scenario.lookups.items()},
+                               time=dict(scenario.time))
+    ds.attrs["provenance"] = json.dumps(record)
+    written = _write_run(ds, out, args.plot, model, record)
+    print(f"{model.path.name}: scenario {scenario.name!r}, engine {engine}, "
+          f"{ds.sizes['time']} saved times, {len(ds.data_vars)} variables")
+    for path in written:
+        print(f"  wrote {path}")
+    return 0
+
+
+def _write_run(ds, out: Path, plots, model, record) -> list[Path]:
+    """Write every output to a scratch folder first, then move them into ``out``."""
+    from .plots import plot_variable, save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".sd-run-", dir=out))
+    try:
+        frame = ds.to_dataframe()
+        frame.index.name = "time"
+        frame.to_csv(scratch / "results.csv")
+        ds.to_netcdf(scratch / "results.nc")
+        (scratch / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        names = ["results.csv", "results.nc", "run.json"]
+        for var in plots:
+            name = model.variable(var).name
+            file = f"{_file_stem(name)}.png"
+            save_figure(plot_variable(ds, name), scratch / file)
+            names.append(file)
+        for name in names:
+            (scratch / name).replace(out / name)
+        return [out / n for n in names]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _file_stem(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
+
+
+# -- sd info -------------------------------------------------------------------
+_KIND_ORDER = ("stock", "flow", "auxiliary", "constant", "lookup", "control")
+
+
+def cmd_info(args) -> int:
+    from . import model as model_mod
+
+    model = model_mod.load(args.model)
+    print(f"{model.path}")
+    print(f"sha256 {model.sha256}")
+    for kind in _KIND_ORDER:
+        vars_ = [v for v in model.variables.values() if v.kind == kind]
+        if not vars_:
+            continue
+        print(f"\n{kind.upper()}S ({len(vars_)})" if kind != "auxiliary" else f"\nAUXILIARIES ({len(vars_)})")
+        width = max(len(v.name) for v in vars_)
+        for v in sorted(vars_, key=lambda v: v.name.lower()):
+            units = f"[{v.units}]" if v.units else "[no units]"
+            comment = " ".join(v.comment.split())
+            if len(comment) > 100:
+                comment = comment[:97] + "..."
+            print(f"  {v.name:<{width}}  {units:<16} {comment}")
+    return 0
+
+
+_COMMANDS = {"run": cmd_run, "info": cmd_info}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""What every output records so that it can be reproduced."""
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from importlib import metadata
+
+#: Packages whose versions change results.
+_PACKAGES = ("sd", "pysd", "numpy", "scipy", "pandas", "xarray", "numba")
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that shape results."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def record(model=None, **extra) -> dict:
+    """A provenance record: model file and hash, versions, time, plus ``extra``.
+
+    ``extra`` carries what the caller knows (data hashes, parameter values,
+    seeds); values must be JSON-serialisable.
+    """
+    rec = {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+    }
+    if model is not None:
+        rec["model_file"] = str(model.path)
+        rec["model_sha256"] = model.sha256
+    rec.update(extra)
+    return rec

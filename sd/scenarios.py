@@ -1,0 +1,330 @@
+"""Scenarios: what a run changes in a model, read from TOML or Vensim ``.cin``.
+
+A :class:`Scenario` holds overrides of constants, lookup tables (x/y points)
+and time settings. It is plain data: :func:`validate` checks it against a
+:class:`~sd.model.Model` (names, kinds, values) before anything runs.
+
+TOML layout (one table per scenario; every sub-table optional)::
+
+    [subsidy_kept]
+    description = "The municipality keeps subsidising propane."
+    base = "baseline"                 # start from another scenario
+    [subsidy_kept.constants]
+    "Subsidy End Year" = 2100
+    [subsidy_kept.lookups]
+    "Effect of Profit on Adoption" = { x = [-1, 0, 1], y = [0, 1, 2] }
+    [subsidy_kept.time]
+    final_time = 2005
+
+Vensim ``.cin`` files hold one assignment per line, as Vensim writes them:
+``Name = 3.5`` for a constant and ``Name((0,0),(1,2))`` (optionally with a
+``[(xmin,ymin)-(xmax,ymax)]`` range first) or ``Name = WITH LOOKUP``-free
+table for a lookup; ``:`` comments and blank lines are ignored.
+"""
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from .errors import SdInputError, suggest
+
+#: Time settings a scenario may change, with their Vensim names.
+TIME_KEYS = {
+    "initial_time": "INITIAL TIME",
+    "final_time": "FINAL TIME",
+    "time_step": "TIME STEP",
+    "saveper": "SAVEPER",
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Overrides applied to one run of a model.
+
+    Attributes
+    ----------
+    name : str
+        Label used in outputs.
+    constants : Mapping[str, float]
+        Vensim name -> value.
+    lookups : Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]]
+        Vensim name -> (x points, y points), x increasing.
+    time : Mapping[str, float]
+        Keys of :data:`TIME_KEYS` -> value.
+    description : str
+        What the scenario means, for reports.
+    source : str
+        Where it was read from (file and table), for error messages.
+    """
+
+    name: str = "baseline"
+    constants: Mapping[str, float] = field(default_factory=dict)
+    lookups: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=dict)
+    time: Mapping[str, float] = field(default_factory=dict)
+    description: str = ""
+    source: str = ""
+
+    def __post_init__(self):
+        for attr in ("constants", "lookups", "time"):
+            object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
+
+    def merged(self, other: "Scenario") -> "Scenario":
+        """A scenario with ``other``'s overrides applied on top of this one."""
+        return replace(
+            self,
+            name=other.name,
+            constants={**self.constants, **other.constants},
+            lookups={**self.lookups, **other.lookups},
+            time={**self.time, **other.time},
+            description=other.description or self.description,
+            source=other.source or self.source,
+        )
+
+
+# -- reading ---------------------------------------------------------------
+def load_toml(path: str | Path) -> dict[str, Scenario]:
+    """Read every scenario of a TOML file, resolving ``base`` references."""
+    path = Path(path)
+    if not path.is_file():
+        raise SdInputError(f"Scenario file not found: {path}.")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SdInputError(f"{path}: not valid TOML ({exc}).") from exc
+    raw = {}
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise SdInputError(
+                f"{path}: top-level key {name!r} must be a table [{name}] describing a scenario.")
+        raw[name] = table
+    return {name: _resolve(name, raw, path, ()) for name in raw}
+
+
+def _resolve(name: str, raw: dict, path: Path, chain: tuple[str, ...]) -> Scenario:
+    if name in chain:
+        raise SdInputError(f"{path}: scenario {name!r} has a circular 'base' chain: "
+                           + " -> ".join(chain + (name,)) + ".")
+    table = raw[name]
+    where = f"{path} [{name}]"
+    unknown = set(table) - {"description", "base", "constants", "lookups", "time"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise SdInputError(f"{where}: unknown key {key!r}; expected description, base, "
+                           "constants, lookups or time." +
+                           suggest(key, ["description", "base", "constants", "lookups", "time"]))
+    own = Scenario(
+        name=name,
+        constants={k: _number(v, f"{where}.constants {k!r}") for k, v in
+                   _table(table, "constants", where).items()},
+        lookups={k: _points(v, f"{where}.lookups {k!r}") for k, v in
+                 _table(table, "lookups", where).items()},
+        time=_time(_table(table, "time", where), where),
+        description=str(table.get("description", "")),
+        source=where,
+    )
+    base = table.get("base")
+    if base is None:
+        return own
+    if base not in raw:
+        raise SdInputError(f"{where}: base scenario {base!r} is not in {path.name}."
+                           + suggest(base, raw))
+    return _resolve(base, raw, path, chain + (name,)).merged(own)
+
+
+def _table(table: dict, key: str, where: str) -> dict:
+    value = table.get(key, {})
+    if not isinstance(value, dict):
+        raise SdInputError(f"{where}: '{key}' must be a table of \"Vensim name\" = value.")
+    return value
+
+
+def _time(table: dict, where: str) -> dict[str, float]:
+    out = {}
+    for key, value in table.items():
+        norm = key.lower().replace(" ", "_")
+        if norm not in TIME_KEYS:
+            raise SdInputError(f"{where}.time: unknown setting {key!r}; expected one of "
+                               + ", ".join(TIME_KEYS) + "." + suggest(norm, TIME_KEYS))
+        out[norm] = _number(value, f"{where}.time {key!r}")
+    return out
+
+
+def _number(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise SdInputError(f"{where}: expected a number, got {value!r}.")
+    try:
+        number = float(value)
+    except ValueError:
+        raise SdInputError(f"{where}: expected a number, got {value!r}.") from None
+    if not math.isfinite(number):
+        raise SdInputError(f"{where}: expected a finite number, got {value!r}.")
+    return number
+
+
+def _points(value, where: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    if isinstance(value, dict) and set(value) == {"x", "y"}:
+        xs, ys = value["x"], value["y"]
+    elif isinstance(value, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2
+                                                  for p in value):
+        xs, ys = [p[0] for p in value], [p[1] for p in value]
+    else:
+        raise SdInputError(f"{where}: expected {{ x = [...], y = [...] }} or [[x, y], ...].")
+    xs = tuple(_number(x, where) for x in xs)
+    ys = tuple(_number(y, where) for y in ys)
+    if len(xs) != len(ys) or len(xs) < 2:
+        raise SdInputError(f"{where}: x and y need the same number of points, at least 2 "
+                           f"(got {len(xs)} and {len(ys)}).")
+    if any(b <= a for a, b in zip(xs, xs[1:])):
+        raise SdInputError(f"{where}: x points must increase strictly, got {list(xs)}.")
+    return xs, ys
+
+
+_CIN_CONST = re.compile(r"^\s*(?P<name>[^=()]+?)\s*=\s*(?P<value>[^=]+?)\s*$")
+_CIN_LOOKUP = re.compile(r"^\s*(?P<name>[^=()]+?)\s*(?:=\s*)?\(\s*(?P<body>.*)\)\s*$")
+_PAIR = re.compile(r"\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\)")
+
+
+def load_cin(path: str | Path) -> Scenario:
+    """Read a Vensim changes file (``.cin``) into a :class:`Scenario`."""
+    path = Path(path)
+    if not path.is_file():
+        raise SdInputError(f"Changes file not found: {path}.")
+    constants: dict[str, float] = {}
+    lookups: dict[str, tuple] = {}
+    time: dict[str, float] = {}
+    by_vensim = {v.lower(): k for k, v in TIME_KEYS.items()}
+    for lineno, text in _cin_statements(path):
+        where = f"{path}:{lineno}"
+        lk = _CIN_LOOKUP.match(text)
+        if lk and _PAIR.search(lk.group("body")):
+            body = re.sub(r"^\s*\[[^\]]*\]\s*,?", "", lk.group("body"))  # drop the range
+            pairs = _PAIR.findall(body)
+            lookups[lk.group("name").strip()] = _points([(float(a), float(b)) for a, b in pairs], where)
+            continue
+        const = _CIN_CONST.match(text)
+        if not const:
+            raise SdInputError(f"{where}: expected 'Name = number' or 'Name((x,y),...)', got {text!r}.")
+        name = " ".join(const.group("name").split())
+        value = _number(const.group("value"), f"{where} {name!r}")
+        if name.lower() in by_vensim:
+            time[by_vensim[name.lower()]] = value
+        else:
+            constants[name] = value
+    return Scenario(name=path.stem, constants=constants, lookups=lookups, time=time,
+                    description=f"Vensim changes file {path.name}", source=str(path))
+
+
+def _cin_statements(path: Path):
+    """Yield (line number, statement) with comments dropped and ``\\`` continuations joined."""
+    pending, start = "", 0
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        line = raw.split(":", 1)[0] if raw.lstrip().startswith(":") else raw
+        line = line.strip()
+        if not line:
+            continue
+        if not pending:
+            start = lineno
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        yield start, pending + line
+        pending = ""
+    if pending:
+        yield start, pending
+
+
+def write_cin(path: str | Path, constants: Mapping[str, float], header: str = "") -> None:
+    """Write constants as a Vensim changes file, atomically."""
+    from .io import atomic_write_text
+
+    lines = [f":{line}" for line in header.splitlines()] if header else []
+    lines += [f"{name} = {value:.10g}" for name, value in constants.items()]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def from_assignments(items: list[str]) -> Scenario:
+    """Build a scenario from ``--set NAME=VALUE`` strings."""
+    constants = {}
+    for item in items:
+        if "=" not in item:
+            raise SdInputError(f"--set {item!r}: expected NAME=VALUE, e.g. --set \"Subsidy End Year=1993\".")
+        name, value = item.split("=", 1)
+        name = " ".join(name.split())
+        constants[name] = _number(value.strip(), f"--set {name!r}")
+    return Scenario(name="set", constants=constants, source="--set")
+
+
+# -- checking against a model ------------------------------------------------
+def validate(scenario: Scenario, model) -> Scenario:
+    """Return ``scenario`` with names canonicalised to ``model``'s Vensim names.
+
+    Raise :class:`SdInputError` naming the scenario's source and suggesting
+    names when a constant or lookup does not exist or is of the wrong kind.
+    """
+    where = f" (in {scenario.source})" if scenario.source else ""
+    constants = {}
+    for name, value in scenario.constants.items():
+        var = _lookup(model, name, ("constant", "control"), "constant", where)
+        if var.kind == "control":
+            key = {v: k for k, v in TIME_KEYS.items()}.get(var.name)
+            if key is None:
+                raise SdInputError(f"{var.name!r}{where} cannot be set.")
+            scenario = replace(scenario, time={**scenario.time, key: value})
+            continue
+        constants[var.name] = value
+    lookups = {}
+    for name, points in scenario.lookups.items():
+        var = _lookup(model, name, ("lookup",), "lookup table", where)
+        lookups[var.name] = points
+    _check_time(scenario.time, where)
+    return replace(scenario, constants=constants, lookups=lookups)
+
+
+def _lookup(model, name, kinds, what, where):
+    return model.variable(name, kinds=kinds, what=what, where=where)
+
+
+def _check_time(time: Mapping[str, float], where: str) -> None:
+    if "time_step" in time and time["time_step"] <= 0:
+        raise SdInputError(f"TIME STEP{where} must be positive, got {time['time_step']}.")
+    if "saveper" in time and time["saveper"] <= 0:
+        raise SdInputError(f"SAVEPER{where} must be positive, got {time['saveper']}.")
+    if "initial_time" in time and "final_time" in time and time["final_time"] <= time["initial_time"]:
+        raise SdInputError(f"FINAL TIME{where} must be after INITIAL TIME "
+                           f"({time['final_time']} <= {time['initial_time']}).")
+
+
+def resolve(spec: str | None, model_path: Path, search: list[Path] | None = None) -> Scenario:
+    """Turn ``--scenario`` into a Scenario: a ``.cin``/``.toml`` path or a name.
+
+    A bare name is looked up in the ``*scenarios*.toml`` files beside the
+    model (or in ``search``).
+    """
+    if spec is None:
+        return Scenario(name="baseline")
+    candidate = Path(spec)
+    if candidate.suffix.lower() == ".cin":
+        return load_cin(candidate)
+    if candidate.suffix.lower() == ".toml":
+        table = load_toml(candidate)
+        if len(table) != 1:
+            raise SdInputError(f"{candidate} holds {len(table)} scenarios ({', '.join(table)}); "
+                               f"name one with --scenario NAME (looked up in the model's folder).")
+        return next(iter(table.values()))
+    name, _, file_part = spec.partition("@")
+    files = [Path(file_part)] if file_part else (
+        search if search is not None else sorted(model_path.parent.glob("*scenarios*.toml")))
+    known: dict[str, Scenario] = {}
+    for f in files:
+        for key, sc in load_toml(f).items():
+            known.setdefault(key, sc)
+    if name in known:
+        return known[name]
+    places = ", ".join(str(f) for f in files) or f"no *scenarios*.toml beside {model_path}"
+    raise SdInputError(f"Unknown scenario {name!r} (looked in {places})."
+                       + (suggest(name, known) or (f" Known: {', '.join(known)}." if known else "")))
