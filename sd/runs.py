@@ -75,6 +75,24 @@ def _simulate(model: Model, scenario: Scenario, columns) -> pd.DataFrame:
         except (ValueError, KeyError) as exc:
             raise SdInputError(f"{model.path.name}, scenario {scenario.name!r}: "
                                f"PySD refused the run ({exc}).") from exc
+        except ArithmeticError as exc:
+            name = _failing_variable(exc, model)
+            raise SdRuntimeError(
+                f"{model.path.name}, scenario {scenario.name!r}: {type(exc).__name__} "
+                f"({exc}) while computing {name!r}. Guard the division with XIDZ/ZIDZ or "
+                "check the values that scenario gives its inputs.") from exc
+
+
+def _failing_variable(exc: BaseException, model: Model) -> str:
+    """Vensim name of the innermost equation of the translation in the traceback."""
+    by_py = {v.py_name: v.name for v in model.variables.values()}
+    name, tb = "an equation", exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename == str(model.translation):
+            name = by_py.get(code.co_name, code.co_name)
+        tb = tb.tb_next
+    return name
 
 
 def _check_finite(frame: pd.DataFrame, model: Model, scenario: Scenario) -> None:

@@ -1,0 +1,6 @@
+"""``python -m sd`` is the ``sd`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
