@@ -1,0 +1,460 @@
+"""Parse and check the sketch (diagram) section of Vensim ``.mdl`` files.
+
+The sketch section of a Vensim model sits after the equations, between
+``\\\\\\---/// Sketch information`` and ``///---\\\\\\``.  Each view starts with a
+line ``*View name`` followed by a defaults line (``$192-192-192,...``) and then
+one comma-separated line per object:
+
+* ``10,id,name,x,y,w,h,shape,bits,...`` -- a variable (shape 3 = stock,
+  8 = auxiliary, 40 = flow attached to a valve); ``bits == 2`` marks a shadow
+  (grey) variable,
+* ``11,id,0,x,y,w,h,34,...`` -- a valve,
+* ``12,id,48,x,y,...`` -- a cloud (other type-12 objects are comments),
+* ``1,id,from,to,head,...,22 or 0,...`` -- a connector; field 7 equal to 22
+  marks a flow pipe, anything else an information arrow.
+
+:func:`parse_sketch` turns that into frozen dataclasses and
+:func:`check_sketch` compares the diagram with the equations, whose
+dependencies come from PySD's own Vensim parser.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "SketchVariable",
+    "Valve",
+    "Cloud",
+    "Connector",
+    "View",
+    "Sketch",
+    "parse_sketch",
+    "model_dependencies",
+    "check_sketch",
+]
+
+_SKETCH_START = "\\\\\\---/// Sketch information"
+_SKETCH_END = "///---\\\\\\"
+_CONTROL = {"initial_time", "final_time", "time_step", "saveper"}
+_STOCK_SHAPE = 3
+_FLOW_SHAPE = 40
+
+
+@dataclass(frozen=True)
+class SketchVariable:
+    """A variable placed in a view.
+
+    Attributes
+    ----------
+    name : str
+        Vensim name as written in the sketch.
+    id : int
+        Object id, unique within the view.
+    x, y : int
+        Centre of the object.
+    w, h : int
+        Half-width and half-height of the object (its label box).
+    shape : int
+        Vensim shape code: 3 stock, 8 auxiliary/constant, 40 flow label.
+    is_shadow : bool
+        True for a shadow (grey) copy of a variable defined elsewhere.
+    """
+
+    name: str
+    id: int
+    x: int
+    y: int
+    w: int
+    h: int
+    shape: int
+    is_shadow: bool
+
+
+@dataclass(frozen=True)
+class Valve:
+    """A valve (type 11) through which a flow pipe passes.
+
+    Attributes
+    ----------
+    id : int
+        Object id; the flow variable attached to it has id ``id + 1``.
+    x, y : int
+        Position of the valve.
+    """
+
+    id: int
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """A cloud (type 12, field 48): source or sink of a flow.
+
+    Attributes
+    ----------
+    id : int
+        Object id.
+    x, y : int
+        Position of the cloud.
+    """
+
+    id: int
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class Connector:
+    """A connector (type 1): an information arrow or a piece of flow pipe.
+
+    Attributes
+    ----------
+    id : int
+        Object id.
+    from_id, to_id : int
+        Ids of the objects it joins (for pipes, ``from_id`` is the valve).
+    is_pipe : bool
+        True for a flow pipe (field 7 equal to 22).
+    head : int
+        Field 4: 4 for the arrowhead end of a pipe, 100 for its tail.
+    """
+
+    id: int
+    from_id: int
+    to_id: int
+    is_pipe: bool = False
+    head: int = 0
+
+
+@dataclass(frozen=True)
+class View:
+    """One view of the sketch.
+
+    Attributes
+    ----------
+    name : str
+        View name (the text after ``*``).
+    variables, valves, clouds, connectors : tuple
+        Objects of the view, in file order.
+    """
+
+    name: str
+    variables: tuple[SketchVariable, ...] = ()
+    valves: tuple[Valve, ...] = ()
+    clouds: tuple[Cloud, ...] = ()
+    connectors: tuple[Connector, ...] = ()
+
+    def by_id(self) -> dict[int, object]:
+        """Return every object of the view keyed by id.
+
+        Returns
+        -------
+        dict of int to object
+            Variables, valves, clouds and connectors by their id.
+        """
+        out: dict[int, object] = {}
+        for group in (self.connectors, self.clouds, self.valves, self.variables):
+            for obj in group:
+                out[obj.id] = obj
+        return out
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """All views of a model's sketch.
+
+    Attributes
+    ----------
+    views : tuple of View
+        Views in file order.
+    """
+
+    views: tuple[View, ...] = field(default_factory=tuple)
+
+    def placements(self, name: str) -> list[tuple[View, SketchVariable]]:
+        """Return every placement (real or shadow) of a variable.
+
+        Parameters
+        ----------
+        name : str
+            Vensim name, compared after normalisation (case, spaces, underscores).
+
+        Returns
+        -------
+        list of (View, SketchVariable)
+        """
+        key = _norm(name)
+        return [(v, s) for v in self.views for s in v.variables if _norm(s.name) == key]
+
+
+def _norm(name: str) -> str:
+    """Normalise a Vensim name the way PySD cleans references."""
+    name = name.strip().strip('"')
+    return re.sub(r"[\s_]+", "_", name).lower()
+
+
+def _int(text: str) -> int:
+    try:
+        return int(float(text))
+    except ValueError:
+        return 0
+
+
+def _sketch_lines(path: str | Path) -> list[str]:
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    start = text.find(_SKETCH_START)
+    if start < 0:
+        return []
+    end = text.rfind(_SKETCH_END)
+    body = text[start:end if end > start else len(text)]
+    return body.splitlines()
+
+
+def parse_sketch(path: str | Path) -> Sketch:
+    """Parse the sketch section of a Vensim ``.mdl`` file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.mdl`` file.
+
+    Returns
+    -------
+    Sketch
+        The views with their variables, valves, clouds and connectors.  A model
+        without a sketch gives a ``Sketch`` with no views.
+    """
+    views: list[View] = []
+    current: dict | None = None
+
+    def close() -> None:
+        if current is not None:
+            views.append(View(current["name"], tuple(current["variables"]),
+                              tuple(current["valves"]), tuple(current["clouds"]),
+                              tuple(current["connectors"])))
+
+    for line in _sketch_lines(path):
+        if line.startswith("*"):
+            close()
+            current = {"name": line[1:].strip(), "variables": [], "valves": [],
+                       "clouds": [], "connectors": []}
+            continue
+        if current is None or not re.match(r"^(1|10|11|12),\d+,", line):
+            continue
+        fields = next(csv.reader([line], skipinitialspace=False))
+        kind, oid = fields[0], _int(fields[1])
+        if kind == "10" and len(fields) >= 9:
+            current["variables"].append(SketchVariable(
+                name=fields[2].strip().strip('"'), id=oid, x=_int(fields[3]), y=_int(fields[4]),
+                w=_int(fields[5]), h=_int(fields[6]), shape=_int(fields[7]),
+                is_shadow=_int(fields[8]) == 2))
+        elif kind == "11" and len(fields) >= 5:
+            current["valves"].append(Valve(oid, _int(fields[3]), _int(fields[4])))
+        elif kind == "12" and len(fields) >= 5 and fields[2] == "48":
+            current["clouds"].append(Cloud(oid, _int(fields[3]), _int(fields[4])))
+        elif kind == "1" and len(fields) >= 8:
+            current["connectors"].append(Connector(
+                oid, _int(fields[2]), _int(fields[3]), is_pipe=fields[7] == "22",
+                head=_int(fields[4])))
+    close()
+    return Sketch(tuple(views))
+
+
+def _references(node, out: set[str]) -> None:
+    """Collect the names referenced in a PySD abstract syntax tree."""
+    from pysd.translators.structures import abstract_expressions as ae
+
+    if isinstance(node, ae.ReferenceStructure):
+        out.add(node.reference)
+        return
+    if isinstance(node, ae.CallStructure):
+        for arg in node.arguments:
+            _references(arg, out)
+        return
+    if isinstance(node, (list, tuple)):
+        for item in node:
+            _references(item, out)
+        return
+    fields = getattr(node, "__dataclass_fields__", None)
+    if fields:
+        for name in fields:
+            _references(getattr(node, name), out)
+
+
+def model_dependencies(path: str | Path) -> tuple[dict[str, str], dict[str, set[str]], dict[str, set[str]]]:
+    """Read the equations of a Vensim model with PySD's parser.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.mdl`` file (read only; nothing is written next to it).
+
+    Returns
+    -------
+    names : dict of str to str
+        Normalised name to Vensim name of every model variable (control
+        variables excluded; ``time`` maps to ``Time``).
+    deps : dict of str to set of str
+        Normalised name to the normalised names its equation uses.  For a
+        stock, only the names used outside its flows (e.g. in the initial
+        value): flows are drawn as pipes, not arrows.
+    flows : dict of str to set of str
+        Normalised stock name to the normalised names of its flows.
+    """
+    from pysd.translators.structures import abstract_expressions as ae
+    from pysd.translators.vensim.vensim_file import VensimFile
+
+    vf = VensimFile(str(path))
+    vf.parse()
+    model = vf.get_abstract_model()
+    names: dict[str, str] = {"time": "Time"}
+    deps: dict[str, set[str]] = {}
+    flows: dict[str, set[str]] = {}
+    for section in model.sections:
+        for element in section.elements:
+            key = _norm(element.name)
+            if key in _CONTROL:
+                continue
+            names[key] = element.name
+            refs: set[str] = set()
+            for comp in element.components:
+                ast = comp.ast
+                if isinstance(ast, ae.IntegStructure):
+                    frefs: set[str] = set()
+                    _references(ast.flow, frefs)
+                    flows.setdefault(key, set()).update(frefs)
+                    _references(ast.initial, refs)
+                else:
+                    _references(ast, refs)
+            deps[key] = refs
+    for key in deps:
+        deps[key] = {r for r in deps[key] if r in names and r not in _CONTROL}
+    for key in flows:
+        flows[key] = {r for r in flows[key] if r in names}
+    return names, deps, flows
+
+
+def _overlap(a: SketchVariable, b: SketchVariable) -> bool:
+    return (abs(a.x - b.x) < a.w + b.w) and (abs(a.y - b.y) < a.h + b.h)
+
+
+def check_sketch(path: str | Path) -> list[str]:
+    """Check that a model's diagram matches its equations and is readable.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.mdl`` file.
+
+    Returns
+    -------
+    list of str
+        Human-readable findings, empty when the sketch is clean.  Reported:
+        a variable of the equations not placed as a real (non-shadow) variable
+        in any view, or placed as real more than once; a flow (a rate of an
+        INTEG) not attached to a valve; a valve whose pipe does not reach a
+        stock or cloud at both ends, or reaches a stock that does not use the
+        flow; a connector to an unknown object; a dependency with no arrow from
+        the source (or its shadow) to the target in the target's view; an
+        arrow with no matching dependency; overlapping label boxes in a view.
+    """
+    sketch = parse_sketch(path)
+    names, deps, flows = model_dependencies(path)
+    flow_names = set().union(*flows.values()) if flows else set()
+    findings: list[str] = []
+
+    # placements
+    real: dict[str, list[tuple[View, SketchVariable]]] = {}
+    for view in sketch.views:
+        for var in view.variables:
+            key = _norm(var.name)
+            if key not in names:
+                findings.append(f"view '{view.name}': '{var.name}' is not a variable of the equations")
+                continue
+            if not var.is_shadow:
+                real.setdefault(key, []).append((view, var))
+    for key, vname in sorted(names.items()):
+        if key == "time":
+            continue
+        places = real.get(key, [])
+        if not places:
+            findings.append(f"variable '{vname}' is not placed as a real variable in any view")
+        elif len(places) > 1:
+            where = ", ".join(f"'{v.name}'" for v, _ in places)
+            findings.append(f"variable '{vname}' is placed as a real variable more than once ({where})")
+
+    # valves, flows and pipes
+    for view in sketch.views:
+        objs = view.by_id()
+        stock_ids = {v.id: _norm(v.name) for v in view.variables if v.shape == _STOCK_SHAPE}
+        cloud_ids = {c.id for c in view.clouds}
+        valve_ids = {v.id for v in view.valves}
+        for var in view.variables:
+            key = _norm(var.name)
+            if key in flow_names and not var.is_shadow and (var.id - 1) not in valve_ids:
+                findings.append(f"view '{view.name}': flow '{var.name}' is not attached to a valve")
+        for valve in view.valves:
+            flow_var = objs.get(valve.id + 1)
+            flow_key = _norm(flow_var.name) if isinstance(flow_var, SketchVariable) else None
+            label = flow_var.name if flow_key else f"valve {valve.id}"
+            pipes = [c for c in view.connectors if c.is_pipe and c.from_id == valve.id]
+            ends = [c.to_id for c in pipes if c.to_id in stock_ids or c.to_id in cloud_ids]
+            if len(ends) != 2:
+                findings.append(f"view '{view.name}': pipe of '{label}' does not connect a stock or cloud at both ends")
+            for end in ends:
+                if end in stock_ids and flow_key and flow_key not in flows.get(stock_ids[end], set()):
+                    findings.append(f"view '{view.name}': pipe of '{label}' reaches stock "
+                                    f"'{names.get(stock_ids[end], stock_ids[end])}', whose equation does not use it")
+        for conn in view.connectors:
+            for end in (conn.from_id, conn.to_id):
+                if end not in objs:
+                    findings.append(f"view '{view.name}': connector {conn.id} refers to unknown object {end}")
+
+    # arrows versus dependencies
+    def endpoint_names(view: View) -> dict[int, tuple[str, bool]]:
+        out: dict[int, tuple[str, bool]] = {}
+        for var in view.variables:
+            out[var.id] = (_norm(var.name), var.is_shadow)
+        for valve in view.valves:
+            var = next((v for v in view.variables if v.id == valve.id + 1), None)
+            if var is not None:
+                out[valve.id] = (_norm(var.name), False)
+        return out
+
+    arrows: dict[str, set[tuple[str, str]]] = {}
+    for view in sketch.views:
+        ends = endpoint_names(view)
+        found = set()
+        for conn in view.connectors:
+            if conn.is_pipe or conn.from_id not in ends or conn.to_id not in ends:
+                continue
+            src, _ = ends[conn.from_id]
+            dst, dst_shadow = ends[conn.to_id]
+            found.add((src, dst))
+            if src not in names or dst not in names:
+                continue
+            if dst_shadow:
+                findings.append(f"view '{view.name}': arrow from '{names[src]}' points to the shadow of '{names[dst]}'")
+            elif src not in deps.get(dst, set()):
+                findings.append(f"view '{view.name}': arrow from '{names[src]}' to '{names[dst]}' "
+                                f"has no matching dependency")
+        arrows[view.name] = found
+    for dst, srcs in sorted(deps.items()):
+        for view, _ in real.get(dst, [])[:1]:
+            for src in sorted(srcs):
+                if (src, dst) not in arrows[view.name]:
+                    findings.append(f"view '{view.name}': no arrow from '{names[src]}' to '{names[dst]}' "
+                                    f"(dependency in its equation)")
+
+    # overlapping labels
+    for view in sketch.views:
+        vs = view.variables
+        for i, a in enumerate(vs):
+            for b in vs[i + 1:]:
+                if _overlap(a, b):
+                    findings.append(f"view '{view.name}': labels of '{a.name}' and '{b.name}' overlap")
+    return findings
