@@ -272,6 +272,10 @@ def _references(node, out: set[str]) -> None:
         out.add(node.reference)
         return
     if isinstance(node, ae.CallStructure):
+        # a call of a lookup table is a dependency on the table; built-in
+        # functions (step, min ...) are dropped later as they are no variables
+        if isinstance(node.function, ae.ReferenceStructure):
+            out.add(node.function.reference)
         for arg in node.arguments:
             _references(arg, out)
         return
