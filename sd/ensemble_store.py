@@ -1,0 +1,369 @@
+"""Chunked ensemble execution, in this process or on a Dask cluster, and the
+NetCDF file the chunks are appended to.
+
+The whole sample design is fixed before the first run; a chunk is only a
+slice of its rows. Chunks come back in chunk order whatever order they finish
+in, so the same design gives the same file whatever the chunk size and
+wherever the chunks ran. Memory is bounded by the chunks in flight, not by the
+number of runs: 10^6 runs stream through a few chunks at a time.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import SdInputError, SdRuntimeError
+from .model import Model
+
+#: Seconds to wait for a Dask scheduler before reporting it unreachable.
+CONNECT_TIMEOUT = 8
+
+
+# -- one chunk ---------------------------------------------------------------
+def run_many(model: Model, samples: pd.DataFrame, *, variables: Sequence[str],
+             lookups: Mapping | None = None, time: Mapping | None = None) -> xr.Dataset:
+    """Run every row of ``samples``: dims ``run`` (0..n-1) and ``time``.
+
+    Uses the fast vectorised :func:`sd.ensemble.run_many` when it is installed,
+    else a loop of PySD runs (one PySD model per chunk: every run sets the same
+    constants, so nothing one run changes survives into the next).
+    """
+    try:
+        from .ensemble import run_many as fast_run_many
+    except ImportError:
+        return _run_many_pysd(model, samples, variables, lookups or {}, time or {})
+    ds = fast_run_many(model, samples, variables=list(variables), lookups=dict(lookups or {}),
+                       time=dict(time or {}))
+    return ds.assign_coords(run=np.arange(len(samples)))
+
+
+def _run_many_pysd(model, samples, variables, lookups, time) -> xr.Dataset:
+    kwargs = {k: time[k] for k in ("final_time", "time_step", "saveper") if k in time}
+    if "initial_time" in time:
+        kwargs["initial_condition"] = (time["initial_time"], {})
+    tables = {k: pd.Series(list(y), index=list(x)) for k, (x, y) in lookups.items()}
+    pysd_model = model.fresh()
+    out, times = {v: [] for v in variables}, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PySD warns when params replace constants
+        for i, row in enumerate(samples.itertuples(index=False)):
+            params = {**dict(zip(samples.columns, row)), **tables}
+            frame = pysd_model.run(params=params, return_columns=list(variables),
+                                   progress=False, **kwargs)
+            values = frame.to_numpy(dtype=float)
+            if not np.isfinite(values).all():
+                raise SdRuntimeError(f"{model.path.name}: run {i} of a chunk produced NaN or "
+                                     f"infinity with {dict(zip(samples.columns, row))}.")
+            times = frame.index.to_numpy(dtype=float)
+            for j, v in enumerate(variables):
+                out[v].append(values[:, j])
+    data = {v: (("run", "time"), np.asarray(out[v]).reshape(len(samples), -1)) for v in variables}
+    return xr.Dataset(data, coords={"run": np.arange(len(samples)), "time": times})
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model as a Dask task carries it: the file's name and bytes.
+
+    Workers need not see the client's file system: the bytes travel with the
+    task, and each worker translates them once (content-hash cache).
+    """
+
+    name: str
+    sha256: str
+    data: bytes
+
+    @classmethod
+    def of(cls, model: Model) -> "ModelRef":
+        return cls(name=model.path.name, sha256=model.sha256, data=model.path.read_bytes())
+
+
+@functools.lru_cache(maxsize=4)
+def _worker_model(ref: ModelRef) -> Model:
+    """Write the shipped bytes into the worker's cache and load them once."""
+    from . import cache
+    from .model import load
+
+    path = cache.entry("shipped-models", ref.sha256) / ref.name
+    if not path.is_file():
+        tmp = path.with_suffix(f".{os.getpid()}.part")
+        tmp.write_bytes(ref.data)
+        tmp.replace(path)
+    return load(path)
+
+
+def _run_chunk(ref: ModelRef, samples: pd.DataFrame, variables, lookups, time) -> xr.Dataset:
+    """The Dask task: one chunk of runs on a worker."""
+    return run_many(_worker_model(ref), samples, variables=variables, lookups=lookups, time=time)
+
+
+# -- many chunks ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """What every chunk of an ensemble shares.
+
+    Attributes
+    ----------
+    model : Model
+    samples : pandas.DataFrame
+        The whole design: one row per run, columns = Vensim constant names
+        (sampled parameters and the base scenario's fixed constants).
+    variables : tuple of str
+        Vensim names each run returns.
+    lookups, time : Mapping
+        The base scenario's lookup tables and time settings.
+    chunk_size : int
+        Runs per chunk.
+    """
+
+    model: Model
+    samples: pd.DataFrame
+    variables: tuple[str, ...]
+    lookups: Mapping = None
+    time: Mapping = None
+    chunk_size: int = 1000
+
+    def bounds(self) -> list[tuple[int, int]]:
+        n, size = len(self.samples), max(1, int(self.chunk_size))
+        return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+    def chunk(self, a: int, b: int) -> pd.DataFrame:
+        return self.samples.iloc[a:b].reset_index(drop=True)
+
+
+def iter_chunks(job: Job, *, client=None, progress: bool = True,
+                label: str = "runs") -> Iterator[tuple[int, xr.Dataset]]:
+    """Yield ``(first run index, chunk Dataset)`` in chunk order.
+
+    Parameters
+    ----------
+    job : Job
+    client : distributed.Client, optional
+        Run the chunks on this Dask cluster; default: in this process.
+    progress : bool
+        Show a tqdm bar on stderr (rate over the whole run, so the time left
+        is an average-rate estimate, not one chunk's luck).
+    label : str
+        Name of the bar.
+
+    Yields
+    ------
+    (int, xarray.Dataset)
+        The chunk's ``run`` coordinate is global (``start .. start + n - 1``).
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(job.samples), unit="run", desc=label, smoothing=0,
+               file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    source = _local(job) if client is None else _on_dask(job, client)
+    try:
+        for a, ds in source:
+            bar.update(ds.sizes["run"])
+            yield a, ds.assign_coords(run=np.arange(a, a + ds.sizes["run"]))
+    finally:
+        bar.close()
+
+
+def _local(job: Job):
+    lookups, time = dict(job.lookups or {}), dict(job.time or {})
+    for a, b in job.bounds():
+        yield a, run_many(job.model, job.chunk(a, b), variables=job.variables,
+                          lookups=lookups, time=time)
+
+
+def _on_dask(job: Job, client):
+    """Submit a bounded window of chunks; hand them back in chunk order."""
+    from distributed import as_completed
+
+    ref = client.scatter(ModelRef.of(job.model), broadcast=True)
+    lookups, time = dict(job.lookups or {}), dict(job.time or {})
+    bounds = job.bounds()
+    # Enough chunks in flight to keep every worker busy while one result is
+    # written, few enough that finished-but-unwritten chunks stay small.
+    window = 2 * max(1, len(client.scheduler_info().get("workers", {}))) + 1
+    pending, ready, next_out = iter(enumerate(bounds)), {}, 0
+    futures = as_completed()
+    for _ in range(window):
+        _submit_next(client, futures, pending, ref, job, lookups, time)
+    for future in futures:
+        index, ds = future.result()
+        ready[index] = ds
+        _submit_next(client, futures, pending, ref, job, lookups, time)
+        while next_out in ready:
+            yield bounds[next_out][0], ready.pop(next_out)
+            next_out += 1
+
+
+def _submit_next(client, futures, pending, ref, job, lookups, time) -> None:
+    item = next(pending, None)
+    if item is None:
+        return
+    index, (a, b) = item
+    future = client.submit(_indexed_chunk, index, ref, job.chunk(a, b), job.variables,
+                           lookups, time, pure=False)
+    futures.add(future)
+
+
+def _indexed_chunk(index, ref, samples, variables, lookups, time):
+    return index, _run_chunk(ref, samples, variables, lookups, time)
+
+
+@contextmanager
+def dask_client(address: str | None):
+    """A :class:`distributed.Client` for ``address`` (``"local"``: a new
+    2-worker LocalCluster), or ``None`` when ``address`` is None.
+
+    Raises
+    ------
+    SdInputError
+        The scheduler does not answer within :data:`CONNECT_TIMEOUT` seconds.
+    """
+    if address is None:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if address == "local":
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=":0") as cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(address, timeout=f"{CONNECT_TIMEOUT}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SdInputError(
+            f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc}). "
+            "Start one with 'dask scheduler' and workers with 'dask worker "
+            f"{address}', or use --dask local.") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+# -- the NetCDF file -------------------------------------------------------------
+class EnsembleWriter:
+    """Append chunks of runs to a NetCDF-4 file with an unlimited ``run`` dim.
+
+    Use as a context manager: the file is written under a temporary name and
+    renamed only when the block ends without error, so an interrupted run
+    leaves no file that looks finished.
+
+    Parameters
+    ----------
+    path : Path
+        Final file name.
+    variables : mapping
+        Vensim name -> attributes (units, ...) of each stored variable.
+    times : array
+        Stored times (a subset of the simulated ones).
+    parameters : sequence of str
+        Sampled parameters, stored as ``run`` coordinates.
+    dtype : str
+        ``float64`` (exact) or ``float32`` (half the disk).
+    attrs : mapping
+        Global attributes (provenance).
+    """
+
+    def __init__(self, path, variables: Mapping[str, Mapping], times, parameters,
+                 dtype: str = "float64", attrs: Mapping | None = None):
+        self.path = Path(path)
+        self.variables = dict(variables)
+        self.times = np.asarray(times, dtype=float)
+        self.parameters = list(parameters)
+        self.dtype = dtype
+        self.attrs = dict(attrs or {})
+        self.written = 0
+
+    def __enter__(self):
+        import netCDF4
+
+        from .io import atomic_path
+
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        self._nc = nc = netCDF4.Dataset(tmp, "w", format="NETCDF4")
+        nc.createDimension("run", None)
+        nc.createDimension("time", len(self.times))
+        nc.createVariable("time", "f8", ("time",))[:] = self.times
+        nc.createVariable("run", "i8", ("run",))
+        for name in self.parameters:
+            nc.createVariable(name, "f8", ("run",)).setncattr("role", "parameter")
+        rows = max(1, min(4096, 2 ** 22 // max(1, len(self.times) * 8)))
+        for name, attrs in self.variables.items():
+            var = nc.createVariable(name, self.dtype, ("run", "time"),
+                                    chunksizes=(rows, len(self.times)))
+            for k, v in attrs.items():
+                var.setncattr(k, str(v))
+        return self
+
+    def append(self, start: int, ds: xr.Dataset, params: pd.DataFrame) -> None:
+        """Write runs ``start .. start + n - 1``; chunks must come in order."""
+        if start != self.written:
+            raise RuntimeError(f"chunk starting at run {start} written out of order "
+                               f"(expected {self.written})")
+        n = ds.sizes["run"]
+        nc = self._nc
+        nc["run"][start:start + n] = np.arange(start, start + n)
+        for name in self.parameters:
+            nc[name][start:start + n] = params[name].to_numpy(dtype=float)
+        sub = ds.sel(time=self.times, method="nearest")
+        for name in self.variables:
+            nc[name][start:start + n, :] = sub[name].transpose("run", "time").values
+        self.written += n
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self._nc.setncatts({**{k: _attr(v) for k, v in self.attrs.items()},
+                                    "sd_parameters": json.dumps(self.parameters)})
+            self._nc.close()
+        finally:
+            return self._atomic.__exit__(exc_type, exc, tb)
+
+
+def _attr(value):
+    return value if isinstance(value, (str, int, float)) else json.dumps(value)
+
+
+def open_ensemble(path) -> xr.Dataset:
+    """Open an ensemble file lazily, with the sampled parameters as ``run`` coordinates.
+
+    (Vensim names hold blanks, which the CF ``coordinates`` attribute cannot
+    carry, so the file lists them in its ``sd_parameters`` attribute.)
+    """
+    ds = xr.open_dataset(path)
+    names = json.loads(ds.attrs.get("sd_parameters", "[]"))
+    return ds.set_coords([n for n in names if n in ds])
+
+
+def write_ensemble(job: Job, path, *, store_variables: Sequence[str], store_times,
+                   parameters: Sequence[str], on_chunk: Callable | None = None,
+                   client=None, progress: bool = True, dtype: str = "float64",
+                   attrs: Mapping | None = None, label: str = "runs") -> Path:
+    """Run ``job`` chunk by chunk, appending each chunk to ``path`` as it completes.
+
+    ``on_chunk(start, ds)`` sees every full chunk (all variables and saved
+    times) before it is cut down to ``store_variables`` and ``store_times``;
+    metrics are computed there, so the file can stay small.
+    """
+    # Attributes come from the model's variable table (the source of truth).
+    var_attrs = {v: {"units": job.model.variables[v].units if v in job.model.variables else ""}
+                 for v in store_variables}
+    with EnsembleWriter(path, var_attrs, store_times, parameters, dtype, attrs) as writer:
+        for start, ds in iter_chunks(job, client=client, progress=progress, label=label):
+            if on_chunk is not None:
+                on_chunk(start, ds)
+            writer.append(start, ds, job.chunk(start, start + ds.sizes["run"]))
+    return Path(path)
