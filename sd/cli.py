@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="list a model's stocks, flows, auxiliaries, constants and lookups")
     info.add_argument("model", help="Vensim .mdl file")
     info.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    cal = sub.add_parser("calibrate", help="fit uncertain parameters to documented outcomes")
+    cal.add_argument("spec", help="calibration spec (TOML), e.g. calibration/juarez_propane.toml")
+    cal.add_argument("--data", metavar="CSV", help="documented outcomes replacing the spec's data")
+    cal.add_argument("--out", metavar="DIR",
+                     help="output folder (default: results/calibration-<spec stem>)")
+    cal.add_argument("--resume", action="store_true",
+                     help="continue from the checkpoint in DIR")
+    cal.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cal.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -171,7 +181,24 @@ def cmd_info(args) -> int:
     return 0
 
 
-_COMMANDS = {"run": cmd_run, "info": cmd_info}
+# -- sd calibrate ----------------------------------------------------------------
+def cmd_calibrate(args) -> int:
+    from .calibration import calibrate
+    from .report import write_all
+
+    out = Path(args.out) if args.out else Path("results") / f"calibration-{Path(args.spec).stem}"
+    result = calibrate(args.spec, data=args.data, checkpoint=out / "checkpoint.json",
+                       resume=args.resume, progress=not args.no_progress)
+    written = write_all(result, out)
+    print(f"{Path(args.spec).name}: payoff {result.payoff:.6g}, {result.n_met}/"
+          f"{len(result.targets)} documented outcomes met, {result.nfev} runs"
+          + (" (interrupted: best fit so far)" if result.interrupted else ""))
+    for path in written:
+        print(f"  wrote {path}")
+    return 130 if result.interrupted else 0
+
+
+_COMMANDS = {"run": cmd_run, "info": cmd_info, "calibrate": cmd_calibrate}
 
 
 if __name__ == "__main__":  # pragma: no cover

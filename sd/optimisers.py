@@ -1,0 +1,184 @@
+"""Optimiser drivers over an :class:`sd.calibration.Objective`, with checkpoints.
+
+All drivers search the unit cube (see :mod:`sd.calibration`):
+
+``differential_evolution``
+    scipy's global optimiser; the whole population goes through one batch
+    call (``vectorized=True, updating='deferred'``). Optionally polished by a
+    bounded ``least_squares`` from the best member.
+``least_squares``
+    bounded trust-region least squares from the spec's ``init`` and from
+    Latin-hypercube starts (``scipy.stats.qmc``). The Jacobian is a forward
+    difference with step :data:`JAC_STEP` of each range, evaluated as one
+    batch; the step is large because switch times (programme start, shock
+    year) move outputs only when they cross a TIME STEP.
+``powell``
+    Powell's derivative-free method (Vensim's optimiser), same starts.
+
+A checkpoint JSON (written atomically) records finished starts and the best
+point; ``resume`` skips finished starts, or restarts evolution from the best
+point.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import optimize
+from scipy.stats import qmc
+
+from .io import atomic_write_text
+
+#: Forward-difference step of the least-squares Jacobian, in unit coordinates.
+JAC_STEP = 0.02
+
+
+@dataclass(frozen=True)
+class Run:
+    """Outcome of an optimiser: best unit vector and status."""
+
+    u: np.ndarray
+    success: bool
+    message: str
+    interrupted: bool = False
+
+
+def optimise(objective, spec, checkpoint: Path | None = None, resume: bool = False) -> Run:
+    """Run the spec's method; on Ctrl-C return the best point seen so far."""
+    from .calibration import spec_digest
+
+    book = _Checkpoint(checkpoint, spec_digest(spec), spec.method, resume)
+    if book.best_u is not None:
+        objective.best_u, objective.best_payoff = book.best_u, book.best_payoff
+    driver = {"differential_evolution": _evolve, "least_squares": _least_squares,
+              "powell": _powell}[spec.method]
+    try:
+        run = driver(objective, spec, book)
+    except KeyboardInterrupt:
+        if objective.best_u is None:
+            raise
+        book.save(objective)
+        return Run(objective.best_u, False, "interrupted (Ctrl-C): best fit so far",
+                   interrupted=True)
+    book.save(objective, done=True)
+    return run
+
+
+def starts(spec, n: int) -> np.ndarray:
+    """The spec's ``init`` followed by ``n - 1`` Latin-hypercube points (unit cube)."""
+    init = np.array([p.to_unit(p.init) for p in spec.parameters])
+    if n <= 1:
+        return init[None, :]
+    lhs = qmc.LatinHypercube(d=len(init), seed=spec.seed).random(n - 1)
+    return np.vstack([init, lhs])
+
+
+# -- drivers -------------------------------------------------------------------
+def _evolve(objective, spec, book) -> Run:
+    p = len(spec.parameters)
+    x0 = book.best_u if book.best_u is not None else starts(spec, 1)[0]
+
+    def payoff(U):  # scipy passes (p, S); we batch the S members
+        return objective.payoff(np.asarray(U).T)
+
+    def callback(*_args, **_kw):
+        book.save(objective)
+
+    popsize = max(spec.popsize, 1)
+    maxiter = max(0, min(spec.maxiter, spec.max_evals // max(popsize * p, 5) - 1))
+    res = optimize.differential_evolution(
+        payoff, bounds=[(0.0, 1.0)] * p, popsize=popsize, maxiter=maxiter, seed=spec.seed,
+        init="latinhypercube", x0=x0, polish=False, vectorized=True, updating="deferred",
+        tol=1e-8, callback=callback)
+    u, message = np.asarray(res.x), f"differential_evolution: {res.message}"
+    if spec.polish and objective.best_payoff > 0:
+        u = _ls_from(objective, objective.best_u, max_nfev=20)
+        message += "; polished by least_squares"
+    return Run(objective.best_u if objective.best_u is not None else u, True, message)
+
+
+def _least_squares(objective, spec, book) -> Run:
+    messages = []
+    for k, u0 in enumerate(starts(spec, spec.starts)):
+        if str(k) in book.finished:
+            continue
+        _ls_from(objective, u0, max_nfev=max(10, spec.max_evals // (spec.starts * (len(u0) + 1))))
+        messages.append(f"start {k}: payoff {objective.best_payoff:.4g}")
+        book.finish(k, objective)
+    return Run(objective.best_u, True, f"least_squares from {spec.starts} starts; best payoff "
+               f"{objective.best_payoff:.6g}")
+
+
+def _ls_from(objective, u0, max_nfev: int) -> np.ndarray:
+    cache: dict[bytes, np.ndarray] = {}
+
+    def fun(u):
+        key = np.asarray(u, dtype=float).tobytes()
+        if key not in cache:
+            cache[key] = objective.residuals(u[None, :])[0]
+        return cache[key]
+
+    def jac(u):
+        f0 = fun(u)
+        # Step inward at the upper bound so every probe stays in the cube.
+        h = np.where(u + JAC_STEP <= 1.0, JAC_STEP, -JAC_STEP)
+        probes = u[None, :] + np.diag(h)
+        return ((objective.residuals(probes) - f0[None, :]) / h[:, None]).T
+
+    res = optimize.least_squares(fun, np.clip(u0, 0, 1), jac=jac, bounds=(0.0, 1.0),
+                                 max_nfev=max_nfev, x_scale=1.0)
+    return np.asarray(res.x)
+
+
+def _powell(objective, spec, book) -> Run:
+    for k, u0 in enumerate(starts(spec, spec.starts)):
+        if str(k) in book.finished:
+            continue
+        optimize.minimize(lambda u: float(objective.payoff(u[None, :])[0]), np.clip(u0, 0, 1),
+                          method="Powell", bounds=[(0.0, 1.0)] * len(u0),
+                          options={"maxfev": max(20, spec.max_evals // spec.starts),
+                                   "xtol": 1e-3, "ftol": 1e-6})
+        book.finish(k, objective)
+    return Run(objective.best_u, True, f"Powell from {spec.starts} starts; best payoff "
+               f"{objective.best_payoff:.6g}")
+
+
+# -- checkpoints -----------------------------------------------------------------
+class _Checkpoint:
+    """Finished starts and the best point, in a JSON file (or nowhere)."""
+
+    def __init__(self, path: Path | None, digest: str, method: str, resume: bool):
+        self.path, self.digest, self.method = path, digest, method
+        self.finished: dict[str, float] = {}
+        self.best_u, self.best_payoff = None, np.inf
+        if resume and path is not None and Path(path).is_file():
+            self._load()
+
+    def _load(self) -> None:
+        import warnings
+
+        data = json.loads(Path(self.path).read_text(encoding="utf-8"))
+        if data.get("spec_digest") != self.digest or data.get("method") != self.method:
+            warnings.warn(f"{self.path}: checkpoint is for another spec or method; "
+                          "starting afresh", stacklevel=3)
+            return
+        self.finished = dict(data.get("finished", {}))
+        if data.get("best_u") is not None:
+            self.best_u = np.asarray(data["best_u"], dtype=float)
+            self.best_payoff = float(data["best_payoff"])
+
+    def finish(self, k: int, objective) -> None:
+        self.finished[str(k)] = float(objective.best_payoff)
+        self.save(objective)
+
+    def save(self, objective, done: bool = False) -> None:
+        if self.path is None or objective.best_u is None:
+            return
+        data = {"spec_digest": self.digest, "method": self.method, "done": done,
+                "finished": self.finished, "best_u": [float(v) for v in objective.best_u],
+                "best_payoff": float(objective.best_payoff), "nfev": objective.nfev,
+                "best": dict(zip(objective.spec.names,
+                                 map(float, objective.to_x(objective.best_u)[0])))}
+        atomic_write_text(self.path, json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,316 @@
+"""Documented outcomes: what a model must reproduce, each with its source.
+
+A calibration target is one row of a CSV file (columns below). Documented
+facts are rarely time series; most are "about 350 kilns in the mid-1990s" or
+"a portion of the community adopted". Each kind of target turns one such fact
+into a residual that is zero when the fact is reproduced:
+
+``point``
+    ``value`` with standard deviation ``sigma`` at ``time``. Residual
+    ``(sim(time) - value) / sigma`` (a Gaussian residual: a point 2 sigma off
+    adds exactly 4 to the sum of squares). Met when ``|residual| <= 2``.
+``range``
+    the variable stays within ``[low, high]`` over ``[time, time_end]``.
+    Residual: the largest distance of the simulated values outside the
+    interval, divided by the tolerance (signed: + above, - below).
+``peak``
+    the maximum of the variable over ``[time, time_end]`` lies in
+    ``[low, high]``. Residual: distance of that maximum outside the interval,
+    divided by the tolerance.
+``trough``
+    the minimum over ``[time, time_end]`` lies in ``[low, high]`` (as ``peak``).
+``peak_time``
+    the time at which the variable reaches its maximum over the whole run lies
+    in ``[time, time_end]``. Residual: distance of that time outside the
+    window, divided by the tolerance.
+
+The tolerance of a ``range``/``peak``/``trough``/``peak_time`` target is its
+``sigma`` when given, else the half-width of its interval. Range-like targets
+are met when their residual is 0. Columns: ``variable, kind, time, time_end,
+value, low, high, sigma, source, note`` (``weight`` optional, default 1,
+multiplies the residual). A file with only ``variable,time,value,sigma``
+holds point observations.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SdInputError
+
+#: Every kind of target and the columns it needs.
+KINDS = {
+    "point": ("time", "value", "sigma"),
+    "range": ("time", "time_end", "low", "high"),
+    "peak": ("time", "time_end", "low", "high"),
+    "trough": ("time", "time_end", "low", "high"),
+    "peak_time": ("time", "time_end"),
+}
+
+#: A point target is "met" within this many standard deviations (95 %).
+POINT_MET_SIGMAS = 2.0
+
+_NUMERIC = ("time", "time_end", "value", "low", "high", "sigma", "weight")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One documented outcome (one CSV row).
+
+    Attributes
+    ----------
+    variable : str
+        Vensim name of the model variable.
+    kind : str
+        One of :data:`KINDS`.
+    time, time_end : float
+        Time of a point; window of the other kinds (``time_end`` NaN for
+        points).
+    value, low, high, sigma : float
+        As the kind needs them (NaN when not used).
+    weight : float
+        Multiplies the residual (default 1).
+    source, note : str
+        Citation and interpretation.
+    where : str
+        ``file:line`` for messages.
+    """
+
+    variable: str
+    kind: str
+    time: float
+    time_end: float = float("nan")
+    value: float = float("nan")
+    low: float = float("nan")
+    high: float = float("nan")
+    sigma: float = float("nan")
+    weight: float = 1.0
+    source: str = ""
+    note: str = ""
+    where: str = ""
+
+    @property
+    def tolerance(self) -> float:
+        """Scale of the residual: sigma, else the interval half-width."""
+        if not np.isnan(self.sigma):
+            return self.sigma
+        if self.kind == "peak_time":
+            return (self.time_end - self.time) / 2
+        return (self.high - self.low) / 2
+
+    def describe(self) -> str:
+        """Short human-readable statement of the target."""
+        if self.kind == "point":
+            return f"{self.variable} = {self.value:g} ± {self.sigma:g} at {self.time:g}"
+        if self.kind == "peak_time":
+            return f"{self.variable} peaks between {self.time:g} and {self.time_end:g}"
+        what = {"range": "stays in", "peak": "peak in", "trough": "minimum in"}[self.kind]
+        return (f"{self.variable} {what} [{self.low:g}, {self.high:g}] "
+                f"over {self.time:g}-{self.time_end:g}")
+
+
+# -- reading -----------------------------------------------------------------
+def load(path: str | Path) -> tuple[Target, ...]:
+    """Read and check a documented-outcomes CSV.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV file with the columns described in the module docstring.
+
+    Returns
+    -------
+    tuple of Target
+
+    Raises
+    ------
+    SdInputError
+        Missing file or columns, unknown kind, missing/NaN/non-numeric values,
+        reversed intervals, non-positive sigma; the message names file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SdInputError(f"Documented-outcomes file not found: {path}.")
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.reader(fh)]
+    rows = [(i + 1, r) for i, r in enumerate(rows) if r and not r[0].lstrip().startswith("#")]
+    if not rows:
+        raise SdInputError(f"{path}: empty file; expected a header line such as "
+                           "'variable,kind,time,time_end,value,low,high,sigma,source,note'.")
+    _, header = rows[0]
+    header = [h.strip().lower() for h in header]
+    if "variable" not in header or "time" not in header:
+        missing = [c for c in ("variable", "time") if c not in header]
+        raise SdInputError(f"{path}:1: missing column(s) {', '.join(missing)}; the header is "
+                           f"{','.join(header)!r}. Required: variable,time and, per kind, "
+                           "value,sigma (point) or time_end,low,high (range, peak, ...).")
+    if "kind" not in header:
+        absent = [c for c in ("value", "sigma") if c not in header]
+        if absent:
+            raise SdInputError(f"{path}:1: without a 'kind' column the file holds point "
+                               f"observations and needs column(s) {', '.join(absent)}.")
+    targets = []
+    for line, row in rows[1:]:
+        if len(row) > len(header):
+            raise SdInputError(f"{path}:{line}: {len(row)} fields but the header has "
+                               f"{len(header)} (quote text fields that contain commas).")
+        fields = dict(zip(header, (c.strip() for c in row)))
+        targets.append(_target(fields, f"{path}:{line}"))
+    if not targets:
+        raise SdInputError(f"{path}: no targets below the header.")
+    return tuple(targets)
+
+
+def _target(fields: dict, where: str) -> Target:
+    kind = (fields.get("kind") or "point").lower()
+    if kind not in KINDS:
+        from .errors import suggest
+        raise SdInputError(f"{where}: unknown kind {kind!r}; use one of {', '.join(KINDS)}."
+                           + suggest(kind, KINDS))
+    if not fields.get("variable"):
+        raise SdInputError(f"{where}: the 'variable' field is empty.")
+    nums = {}
+    for col in _NUMERIC:
+        text = fields.get(col, "")
+        if text == "":
+            nums[col] = float("nan")
+            continue
+        try:
+            nums[col] = float(text)
+        except ValueError:
+            raise SdInputError(f"{where}: {col} = {text!r} is not a number.") from None
+        if not np.isfinite(nums[col]):
+            raise SdInputError(f"{where}: {col} is {text}; give a finite number.")
+    for col in KINDS[kind]:
+        if np.isnan(nums[col]):
+            raise SdInputError(f"{where}: a {kind} target needs {col} "
+                               f"(needs {', '.join(KINDS[kind])}).")
+    target = Target(variable=fields["variable"], kind=kind, time=nums["time"],
+                    time_end=nums["time_end"], value=nums["value"], low=nums["low"],
+                    high=nums["high"], sigma=nums["sigma"],
+                    weight=1.0 if np.isnan(nums["weight"]) else nums["weight"],
+                    source=fields.get("source", ""), note=fields.get("note", ""), where=where)
+    _check_target(target)
+    return target
+
+
+def _check_target(t: Target) -> None:
+    if t.kind != "point" and not t.time_end >= t.time:
+        raise SdInputError(f"{t.where}: time_end {t.time_end:g} is before time {t.time:g}.")
+    if t.kind in ("range", "peak", "trough") and not t.high >= t.low:
+        raise SdInputError(f"{t.where}: low {t.low:g} is above high {t.high:g} (reversed?).")
+    if not t.tolerance > 0:
+        raise SdInputError(f"{t.where}: the tolerance (sigma, or the interval half-width) "
+                           f"must be positive; give a sigma > 0.")
+    if t.weight < 0:
+        raise SdInputError(f"{t.where}: weight must not be negative.")
+
+
+def check_against(targets, model, initial_time: float, final_time: float) -> tuple[Target, ...]:
+    """Resolve target variables in ``model`` and check times lie in the run.
+
+    Returns the targets with canonical Vensim names; raises
+    :class:`SdInputError` naming the row and suggesting names.
+    """
+    from dataclasses import replace
+
+    out = []
+    for t in targets:
+        var = model.variable(t.variable, kinds=("stock", "flow", "auxiliary"),
+                             what="model variable", where=f" ({t.where})")
+        ends = [t.time] if t.kind == "point" else [t.time, t.time_end]
+        for x in ends:
+            if x < initial_time - 1e-9 or x > final_time + 1e-9:
+                raise SdInputError(f"{t.where}: time {x:g} is outside the run "
+                                   f"({initial_time:g}-{final_time:g}).")
+        out.append(replace(t, variable=var.name))
+    return tuple(out)
+
+
+# -- evaluating ----------------------------------------------------------------
+def evaluate(targets, times: np.ndarray, series: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals and simulated summaries of every target for a batch of runs.
+
+    Parameters
+    ----------
+    targets : sequence of Target
+    times : ndarray, shape (T,)
+        Saved times of the runs (increasing).
+    series : dict
+        Vensim name -> ndarray of shape (n_runs, T).
+
+    Returns
+    -------
+    residuals : ndarray, shape (n_runs, n_targets)
+        Weighted scaled residuals; the payoff is the sum of their squares.
+    simulated : ndarray, shape (n_runs, n_targets)
+        What each target looks at: the value at the time (point), the worst
+        value (range), the maximum (peak), the minimum (trough), the time of
+        the maximum (peak_time).
+    """
+    times = np.asarray(times, dtype=float)
+    n = next(iter(series.values())).shape[0]
+    res = np.zeros((n, len(targets)))
+    sim = np.zeros((n, len(targets)))
+    for j, t in enumerate(targets):
+        y = np.asarray(series[t.variable], dtype=float)
+        sim[:, j], res[:, j] = _one(t, times, y)
+        res[:, j] *= t.weight
+    return res, sim
+
+
+def _one(t: Target, times, y):
+    if t.kind == "point":
+        value = _interp_rows(y, times, np.array([t.time]))[:, 0]
+        return value, (value - t.value) / t.sigma
+    if t.kind == "peak_time":
+        when = times[np.argmax(y, axis=1)]
+        return when, _outside(when, t.time, t.time_end) / t.tolerance
+    window = _window(times, t.time, t.time_end)
+    w = _interp_rows(y, times, window)
+    if t.kind == "range":
+        above = w.max(axis=1) - t.high
+        below = t.low - w.min(axis=1)
+        # Report the worst excursion; inside the band the value nearest a bound.
+        worst = np.where(above >= below, w.max(axis=1), w.min(axis=1))
+        dist = np.where((above > 0) & (above >= below), above,
+                        np.where(below > 0, -below, 0.0))
+        return worst, dist / t.tolerance
+    stat = w.max(axis=1) if t.kind == "peak" else w.min(axis=1)
+    return stat, _outside(stat, t.low, t.high) / t.tolerance
+
+
+def _outside(x, low, high):
+    """Signed distance of ``x`` outside ``[low, high]`` (0 inside)."""
+    return np.where(x > high, x - high, np.where(x < low, x - low, 0.0))
+
+
+def _window(times, start, end):
+    """The saved times inside ``[start, end]`` plus both ends."""
+    inside = times[(times > start) & (times < end)]
+    return np.unique(np.concatenate([[start], inside, [end]]))
+
+
+def _interp_rows(y, times, at):
+    """Linear interpolation of every row of ``y`` at the times ``at``."""
+    idx = np.clip(np.searchsorted(times, at, side="right") - 1, 0, len(times) - 2)
+    t0, t1 = times[idx], times[idx + 1]
+    frac = np.clip((at - t0) / (t1 - t0), 0.0, 1.0)
+    return y[:, idx] * (1 - frac) + y[:, idx + 1] * frac
+
+
+def met(targets, residuals: np.ndarray) -> np.ndarray:
+    """Boolean per target: point within 2 sigma, other kinds residual 0."""
+    out = np.zeros(len(targets), dtype=bool)
+    for j, t in enumerate(targets):
+        r = abs(residuals[j])
+        out[j] = r <= POINT_MET_SIGMAS * max(t.weight, 1e-300) if t.kind == "point" else r <= 1e-12
+    return out
+
+
+def variables(targets) -> list[str]:
+    """The model variables the targets look at, in first-seen order."""
+    return list(dict.fromkeys(t.variable for t in targets))

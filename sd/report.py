@@ -1,0 +1,184 @@
+"""Reports of a :class:`sd.calibration.FitResult`: JSON, Markdown, plot, .cin.
+
+No fitting happens here; every function reads a finished result.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path, atomic_write_text
+from .scenarios import write_cin
+
+
+def write_all(result, out: str | Path) -> list[Path]:
+    """Write ``fit.json``, ``report.md``, ``fit.png`` and ``calibrated.cin`` to ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "fit.json", json.dumps(to_json(result), indent=2) + "\n")
+    atomic_write_text(out / "report.md", markdown(result))
+    write_cin(out / "calibrated.cin", result.values,
+              header=f"Fitted by sd calibrate {result.spec.path.name} "
+                     f"(payoff {result.payoff:.6g}, {result.n_met}/{len(result.targets)} "
+                     "documented outcomes met)")
+    plot(result, out / "fit.png")
+    return [out / n for n in ("fit.json", "report.md", "fit.png", "calibrated.cin")]
+
+
+def _num(v):
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+
+def to_json(result) -> dict:
+    """The machine-readable fit (``fit.json``)."""
+    unc = result.uncertainty
+    params = {}
+    for p in result.spec.parameters:
+        ci = None if unc is None else unc.ci.get(p.name)
+        params[p.name] = {"value": result.values[p.name], "low": p.low, "high": p.high,
+                          "init": p.init, "ci": None if ci is None else [ci[0], ci[1]],
+                          "ci_open_at": [] if unc is None else list(unc.open_ends.get(p.name, []))}
+    targets = []
+    for t in result.targets:
+        tg = t["target"]
+        targets.append({"variable": tg.variable, "kind": tg.kind, "time": tg.time,
+                        "time_end": _num(tg.time_end), "observed": _observed(tg),
+                        "simulated": t["simulated"], "residual": t["residual"],
+                        "satisfied": t["satisfied"], "source": tg.source, "note": tg.note})
+    corr = None if unc is None or unc.correlations is None else [
+        [_num(v) for v in row] for row in unc.correlations]
+    why = result.explanation
+    return {
+        "parameters": params, "payoff": result.payoff, "nfev": result.nfev,
+        "success": result.success, "message": result.message,
+        "interrupted": result.interrupted, "targets": targets,
+        "targets_met": result.n_met, "correlations": corr,
+        "warnings": [] if unc is None else list(unc.warnings),
+        "failed_runs": list(result.failures),
+        "explanation": None if why is None else {
+            "variable": why.variable, "peak": why.peak, "peak_time": why.peak_time,
+            "late": why.late, "driver": why.driver, "text": why.text,
+            "counterfactuals": {c.name: {"late": c.late, "removed": _num(c.removed),
+                                         "constants": c.constants}
+                                for c in why.counterfactuals}},
+        "provenance": dict(result.provenance),
+    }
+
+
+def _observed(tg):
+    if tg.kind == "point":
+        return {"value": tg.value, "sigma": tg.sigma}
+    if tg.kind == "peak_time":
+        return {"low": tg.time, "high": tg.time_end}
+    return {"low": tg.low, "high": tg.high}
+
+
+def markdown(result) -> str:
+    """A fit report in the spirit of lmfit's ``fit_report``."""
+    spec, unc = result.spec, result.uncertainty
+    lines = [f"# Calibration: {spec.path.name}", "",
+             "## Fit statistics", "",
+             f"- model: `{spec.model.name}` (sha256 {result.provenance.get('model_sha256', '')[:12]})",
+             f"- data: `{spec.data.name}` ({len(result.targets)} documented outcomes)",
+             f"- method: {spec.method}, seed {spec.seed}",
+             f"- function evaluations: {result.nfev}",
+             f"- payoff (sum of squared scaled residuals): {result.payoff:.6g}",
+             f"- targets met: {result.n_met} of {len(result.targets)}",
+             f"- status: {'success' if result.success else 'not converged'}: {result.message}"]
+    if result.interrupted:
+        lines.append("- **interrupted**: values are the best fit seen before Ctrl-C; "
+                     "no intervals were computed.")
+    lines += ["", "## Parameters", "",
+              "95% intervals: payoff rise of 3.84 (chi-square, 1 d.o.f.), each parameter "
+              "profiled with the others at the fit.", "",
+              "| parameter | value | bounds | 95% interval |", "|---|---|---|---|"]
+    for p in spec.parameters:
+        ci = None if unc is None else unc.ci.get(p.name)
+        ends = [] if unc is None else unc.open_ends.get(p.name, [])
+        text = "not identified (flat profile)" if ci is None else \
+            f"[{ci[0]:.4g}, {ci[1]:.4g}]" + (f" (open at {', '.join(ends)} bound)" if ends else "")
+        lines.append(f"| {p.name} | {result.values[p.name]:.5g} | [{p.low:g}, {p.high:g}] | {text} |")
+    lines += _correlations(spec, unc) + _targets(result) + _warnings(result)
+    if result.explanation is not None:
+        lines += ["", "## What drives the collapse", "", result.explanation.text]
+    lines += ["", "## Provenance", "", "```json",
+              json.dumps(dict(result.provenance), indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def _correlations(spec, unc) -> list[str]:
+    if unc is None or unc.correlations is None:
+        return []
+    lines = ["", "## Correlations (|r| > 0.5, from the Jacobian at the fit)", ""]
+    names, c = spec.names, unc.correlations
+    pairs = [(abs(c[i, j]), names[i], names[j], c[i, j]) for i in range(len(names))
+             for j in range(i + 1, len(names)) if np.isfinite(c[i, j]) and abs(c[i, j]) > 0.5]
+    lines += [f"- {a} / {b}: {r:+.3f}" for _, a, b, r in sorted(pairs, reverse=True)] or ["- none"]
+    unidentified = [n for i, n in enumerate(names) if not np.isfinite(c[i, i])]
+    if unidentified:
+        lines.append(f"- no local effect on any residual: {', '.join(unidentified)}")
+    return lines
+
+
+def _targets(result) -> list[str]:
+    lines = ["", "## Documented outcomes", "",
+             "| # | target | simulated | residual | met | source |", "|---|---|---|---|---|---|"]
+    for k, t in enumerate(result.targets, start=1):
+        tg = t["target"]
+        lines.append(f"| {k} | {tg.describe()} | {t['simulated']:.4g} | {t['residual']:+.3f} | "
+                     f"{'met' if t['satisfied'] else '**missed**'} | {tg.source} |")
+    return lines
+
+
+def _warnings(result) -> list[str]:
+    notes = list(result.uncertainty.warnings) if result.uncertainty is not None else []
+    if result.failures:
+        notes.append(f"{len(result.failures)} run(s) produced NaN/inf and were penalised "
+                     f"(never used as a fit); first: {result.failures[0]['error']} at "
+                     f"{result.failures[0]['parameters']}")
+    return (["", "## Warnings", ""] + [f"- {n}" for n in notes]) if notes else []
+
+
+def plot(result, path: Path) -> None:
+    """Trajectories of the fit against the documented outcomes (``fit.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    best = result.trajectories
+    names = list(best.series)
+    fig, axes = plt.subplots(len(names), 1, figsize=(8, 3.2 * len(names)), squeeze=False)
+    why = result.explanation
+    for ax, name in zip(axes[:, 0], names):
+        ax.plot(best.times, best.series[name][0], color="k", lw=2, label="fitted")
+        if why is not None and why.variable == name:
+            for c in why.counterfactuals:
+                ax.plot(why.times, c.series, lw=1, ls="--", label=c.name)
+        for t in (t for t in result.targets if t["target"].variable == name):
+            _draw_target(ax, t, Rectangle)
+        ax.set_title(name)
+        ax.set_xlabel("time")
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def _draw_target(ax, t, Rectangle) -> None:
+    tg, color = t["target"], ("tab:green" if t["satisfied"] else "tab:red")
+    if tg.kind == "point":
+        ax.errorbar([tg.time], [tg.value], yerr=[2 * tg.sigma], fmt="o", color=color,
+                    capsize=4, label=f"documented ±2σ ({tg.source.split(' ')[0]})")
+    elif tg.kind == "peak_time":
+        ax.axvspan(tg.time, tg.time_end, color=color, alpha=0.1, label="documented peak time")
+    else:
+        ax.add_patch(Rectangle((tg.time, tg.low), tg.time_end - tg.time, tg.high - tg.low,
+                               fill=tg.kind == "range", alpha=0.15 if tg.kind == "range" else 1,
+                               ec=color, fc=color, ls="-" if tg.kind == "range" else "--",
+                               lw=1.5, label=f"documented {tg.kind}"))

@@ -1,0 +1,168 @@
+"""Vensim users' optimisation files: ``.voc`` (controls) and ``.vpd`` (payoff).
+
+What is accepted (from the Vensim reference, "Optimization Control" and
+"Payoff Definitions (.vpd files)"):
+
+``.voc``
+    one parameter per line, ``LOW <= Name = INIT <= HIGH`` or
+    ``LOW <= Name <= HIGH`` (init: the midpoint). Option lines start with
+    ``:``: ``:OPTIMIZER=Powell|Off`` (-> ``powell``; ``DE``/``LS`` also
+    accepted for sd's other methods), ``:SEED=n``, ``:MAX_ITERATIONS=n``
+    (-> evaluation budget), ``:RESTART_MAX=n`` (-> number of starts). Other
+    options are ignored. Blank lines and lines starting with ``;`` or ``#``
+    are comments.
+``.vpd``
+    calibration payoffs only: type lines ``*C`` (or ``*Calibration``; only
+    the first letter after ``*`` matters; ``*P`` policy payoffs are refused)
+    and element lines ``Model Variable|Data Variable/weight``. As in Vensim's
+    Gaussian calibration payoff the weight is 1/sigma, so every data value of
+    ``Data Variable`` becomes a ``point`` target with ``sigma = 1/weight``.
+    The data come from a CSV given beside the ``.vpd`` (spec key
+    ``data_file``): either a ``time`` column and one column per data variable,
+    or Vensim's export layout (one row per variable, its name in the first
+    column, times in the header). Empty cells are missing data.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SdInputError
+from .outcomes import Target
+
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_VOC_LINE = re.compile(rf"^\s*({_NUM})\s*<=\s*(.+?)\s*(?:=\s*({_NUM})\s*)?<=\s*({_NUM})\s*$")
+_METHODS = {"powell": "powell", "de": "differential_evolution",
+            "differential_evolution": "differential_evolution",
+            "ls": "least_squares", "least_squares": "least_squares"}
+
+
+def read_voc(path: str | Path):
+    """Parameters and options of a Vensim optimisation control file.
+
+    Returns
+    -------
+    (tuple of Parameter, dict)
+        The parameters and the ``[optimizer]`` options they imply.
+    """
+    from .calibration import make_parameter
+
+    path = Path(path)
+    params, options = [], {}
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        where = f"{path}:{line_no}"
+        if not text or text[0] in ";#":
+            continue
+        if text.startswith(":"):
+            key, _, value = text[1:].partition("=")
+            _option(key.strip().upper(), value.strip(), options, where)
+            continue
+        m = _VOC_LINE.match(text)
+        if not m:
+            raise SdInputError(f"{where}: cannot read {text!r}; expected "
+                               "'LOW <= Name = INIT <= HIGH' or an option ':KEY=VALUE'.")
+        low, name, init, high = m.groups()
+        low, high = float(low), float(high)
+        init = float(init) if init is not None else (low + high) / 2
+        params.append(make_parameter(name, low, high, init, where))
+    if not params:
+        raise SdInputError(f"{path}: no parameter lines ('LOW <= Name = INIT <= HIGH').")
+    return tuple(params), options
+
+
+def _option(key: str, value: str, options: dict, where: str) -> None:
+    try:
+        if key == "OPTIMIZER":
+            if value.lower() == "off":
+                options["max_evals"] = 0
+                return
+            if value.lower() not in _METHODS:
+                raise SdInputError(f"{where}: :OPTIMIZER={value} is not supported; use Powell, "
+                                   "DE or LS.")
+            options["method"] = _METHODS[value.lower()]
+        elif key == "SEED":
+            options["seed"] = int(float(value))
+        elif key == "MAX_ITERATIONS":
+            options["max_evals"] = int(float(value))
+        elif key == "RESTART_MAX":
+            options["starts"] = max(1, int(float(value)) + 1)
+    except ValueError:
+        raise SdInputError(f"{where}: :{key}={value!r} is not a number.") from None
+
+
+def read_vpd(path: str | Path, data_file: str | Path) -> tuple[Target, ...]:
+    """Point targets from a calibration payoff definition and its data CSV."""
+    path, data_file = Path(path), Path(data_file)
+    elements, kind = [], None
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text, where = line.strip(), f"{path}:{line_no}"
+        if not text or text[0] in ";#":
+            continue
+        if text.startswith("*"):
+            kind = text[1:2].upper()
+            if kind != "C":
+                raise SdInputError(f"{where}: only calibration payoffs (*C) are supported, "
+                                   f"not {text!r}.")
+            continue
+        var, bar, rest = text.partition("|")
+        data_var, slash, weight = rest.rpartition("/")
+        if not bar or not slash:
+            raise SdInputError(f"{where}: expected 'Model Variable|Data Variable/weight', "
+                               f"got {text!r}.")
+        try:
+            w = float(weight)
+        except ValueError:
+            raise SdInputError(f"{where}: weight {weight!r} is not a number.") from None
+        if not w > 0:
+            raise SdInputError(f"{where}: weight must be positive (it is 1/sigma).")
+        elements.append((var.strip(), data_var.strip(), w, where))
+    if not elements:
+        raise SdInputError(f"{path}: no payoff elements ('Variable|Data/weight').")
+    data = _read_data(data_file)
+    targets = []
+    for var, data_var, w, where in elements:
+        if data_var not in data:
+            from .errors import suggest
+            raise SdInputError(f"{where}: data variable {data_var!r} is not in {data_file}."
+                               + suggest(data_var, data))
+        for t, v in data[data_var]:
+            targets.append(Target(variable=var, kind="point", time=t, value=v, sigma=1.0 / w,
+                                  source=f"{data_file.name} via {path.name}",
+                                  note="Vensim payoff element", where=where))
+    return tuple(targets)
+
+
+def _read_data(path: Path) -> dict[str, list[tuple[float, float]]]:
+    if not path.is_file():
+        raise SdInputError(f"Payoff data file not found: {path}.")
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise SdInputError(f"{path}: expected a header and data rows.")
+    if rows[0][0].strip().lower() == "time":
+        names = [c.strip() for c in rows[0][1:]]
+        series = {n: [] for n in names}
+        for line, row in enumerate(rows[1:], start=2):
+            t = _num(row[0], f"{path}:{line}")
+            for n, cell in zip(names, row[1:]):
+                if cell.strip():
+                    series[n].append((t, _num(cell, f"{path}:{line}")))
+        return series
+    times = [_num(c, f"{path}:1") for c in rows[0][1:]]
+    return {row[0].strip(): [(t, _num(c, f"{path}:{line}")) for t, c in zip(times, row[1:])
+                             if c.strip()]
+            for line, row in enumerate(rows[1:], start=2)}
+
+
+def _num(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SdInputError(f"{where}: {text!r} is not a number.") from None
+    if not np.isfinite(value):
+        raise SdInputError(f"{where}: {text!r} is not a finite number.")
+    return value
