@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue from the checkpoint in DIR")
     cal.add_argument("--no-progress", action="store_true", help="no progress bar")
     cal.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    check = sub.add_parser("check", help="check units, comments and the diagram of a model")
+    check.add_argument("model", help="Vensim .mdl file")
+    check.add_argument("--no-sources", action="store_true",
+                       help="do not require constants' comments to cite a source")
+    check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -198,7 +204,20 @@ def cmd_calibrate(args) -> int:
     return 130 if result.interrupted else 0
 
 
-_COMMANDS = {"run": cmd_run, "info": cmd_info, "calibrate": cmd_calibrate}
+# -- sd check ------------------------------------------------------------------
+def cmd_check(args) -> int:
+    from . import model as model_mod
+    from .checks import check_model
+
+    model = model_mod.load(args.model)
+    findings = check_model(model, sources=not args.no_sources)
+    for line in findings:
+        print(f"{model.path.name}: {line}")
+    print(f"{model.path.name}: {len(model.variables)} variables, {len(findings)} finding(s)")
+    return 1 if findings else 0
+
+
+_COMMANDS = {"run": cmd_run, "info": cmd_info, "calibrate": cmd_calibrate, "check": cmd_check}
 
 
 if __name__ == "__main__":  # pragma: no cover
