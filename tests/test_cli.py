@@ -69,3 +69,17 @@ def test_simulation_failure_exits_1_and_writes_nothing(tmp_path):
     assert r.returncode == 1
     assert "Heat Loss to Room" in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()
+
+
+def test_check_passes_the_shipped_model_and_flags_problems(tmp_path):
+    juarez = Path(__file__).resolve().parents[1] / "models" / "juarez_brick_kilns.mdl"
+    r = sd("check", juarez)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 finding(s)" in r.stdout
+    bad = tmp_path / "teacup.mdl"
+    bad.write_text(TEACUP.read_text().replace("\t~\tDegrees Fahrenheit\n\t~\tTemperature of the room.",
+                                              "\t~\t\n\t~\tTemperature of the room."))
+    r = sd("check", bad, "--no-sources")
+    assert r.returncode == 1
+    assert "'Room Temperature' has no units" in r.stdout
+    assert r.stdout.count("teacup.mdl:") == 2  # that finding and the summary line
