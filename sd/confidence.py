@@ -131,18 +131,30 @@ def correlations(objective, u_best) -> np.ndarray | None:
     probes = np.vstack([u_best + np.diag(h), u_best - np.diag(h)])
     res = objective.residuals(probes)
     jac = ((res[:p] - res[p:]) / (2 * h[:, None])).T
-    jtj = jac.T @ jac
-    if not np.any(jtj):
+    return _corr_from_jacobian(jac)
+
+
+def _corr_from_jacobian(jac: np.ndarray) -> np.ndarray | None:
+    """Correlations of the parameters the residuals identify; NaN elsewhere.
+
+    A parameter whose column of ``jac`` is (numerically) zero has no local
+    effect; when the remaining columns are rank-deficient (fewer informative
+    residuals than parameters), ``J^T J`` is singular and no correlation is
+    defined: the matrix is all NaN rather than the +-1 a pseudo-inverse gives.
+    """
+    p = jac.shape[1]
+    corr = np.full((p, p), np.nan)
+    norms = np.linalg.norm(jac, axis=0)
+    if not np.any(norms):
         return None
-    cov = np.linalg.pinv(jtj)
-    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = cov / np.outer(sd, sd)
-    # A parameter with no effect on any residual has no defined correlation.
-    dead = np.diag(jtj) <= 1e-12 * max(np.max(np.diag(jtj)), 1e-300)
-    corr[dead, :] = np.nan
-    corr[:, dead] = np.nan
-    return np.clip(corr, -1, 1)
+    live = np.flatnonzero(norms > 1e-6 * norms.max())
+    sub = jac[:, live]
+    if np.linalg.matrix_rank(sub, tol=1e-8 * norms.max()) < len(live):
+        return corr
+    cov = np.linalg.inv(sub.T @ sub)
+    sd = np.sqrt(np.diag(cov))
+    corr[np.ix_(live, live)] = np.clip(cov / np.outer(sd, sd), -1, 1)
+    return corr
 
 
 def _mcmc(objective, u_best):

@@ -76,7 +76,7 @@ def explain(model, spec, values: dict) -> Explanation | None:
         removed = (cf_late - late) / fall if fall > 1e-12 else float("nan")
         out.append(Counterfactual(c["name"], c["description"], c["constants"],
                                   float(y[k].max()), cf_late, removed, y[k]))
-    driver = max(out, key=lambda c: -np.inf if np.isnan(c.removed) else c.removed, default=None)
+    driver = _driver(out)
     text = _text(variable, window, float(times[peak_i]), peak, late, out, driver)
     return Explanation(variable, window, times, y[0], peak, float(times[peak_i]), late,
                        tuple(out), driver.name if driver else None, text)
@@ -110,22 +110,63 @@ def _cases(model, spec) -> list[dict]:
     return cases
 
 
+#: A counterfactual that removes at least this fraction of the fall prevents the collapse.
+PREVENTS = 0.5
+
+
+def _driver(cases):
+    """The simplest counterfactual (fewest constants) that prevents the collapse.
+
+    A combined counterfactual (e.g. subsidy kept *and* no fuel shock) removes
+    at least as much as its parts; naming it would hide which part matters,
+    so among those that prevent the collapse the one changing fewest constants
+    wins, then the one removing most. None when none prevents it.
+    """
+    sufficient = [c for c in cases if np.isfinite(c.removed) and c.removed >= PREVENTS]
+    if not sufficient:
+        return None
+    return min(sufficient, key=lambda c: (len(c.constants), -c.removed))
+
+
+def _share(removed: float) -> str:
+    if not np.isfinite(removed):
+        return "n/a"
+    if removed >= 1:
+        return "all of the fall (the late level ends above the fitted peak)" if removed > 1.05 \
+            else "all of the fall"
+    return f"{100 * removed:.0f}% of the fall" if removed >= 0 else \
+        f"none of the fall (it deepens by {-100 * removed:.0f}%)"
+
+
 def _text(variable, window, peak_time, peak, late, cases, driver) -> str:
     lines = [f"In the fitted model, {variable} peaks at {peak:.3f} in {peak_time:.2f} and "
              f"averages {late:.3f} over {window[0]:g}-{window[1]:g} "
-             f"(a fall of {peak - late:.3f})."]
+             f"(a fall of {peak - late:.3f}). Counterfactuals on top of the fitted parameters:", ""]
     for c in cases:
         what = ", ".join(f"{k} = {v:g}" for k, v in c.constants.items())
-        lines.append(f"- {c.name} ({what}): late {variable} {c.late:.3f}, "
-                     f"removes {100 * c.removed:.0f}% of the fall.")
-    if driver is not None and driver.removed > 0.5:
-        lines.append(f"The counterfactual that removes most of the collapse is **{driver.name}** "
-                     f"({100 * driver.removed:.0f}%): {driver.description or 'see its constants'} "
-                     f"In the fitted model, the collapse is driven by what {driver.name} removes.")
-    elif driver is not None:
-        lines.append(f"No single counterfactual removes most of the collapse; the largest share "
-                     f"({100 * driver.removed:.0f}%) is removed by **{driver.name}**, so the "
-                     "collapse has several joint causes in the fitted model.")
+        lines.append(f"- {c.name} ({what}): late {variable} {c.late:.3f}; removes "
+                     f"{_share(c.removed)}.")
+    lines.append("")
+    if driver is None:
+        best = max(cases, key=lambda c: c.removed if np.isfinite(c.removed) else -np.inf,
+                   default=None)
+        lines.append("No counterfactual removes most of the collapse"
+                     + (f"; the largest share is removed by {best.name} ({_share(best.removed)})."
+                        if best else "."))
+        return "\n".join(lines)
+    single = [c for c in cases if len(c.constants) == 1 and c.removed >= PREVENTS]
+    weak = [c for c in cases if np.isfinite(c.removed) and c.removed < PREVENTS]
+    lines.append(f"The simplest counterfactual that removes most of the collapse is "
+                 f"**{driver.name}** ({_share(driver.removed)}): "
+                 f"{driver.description or 'see its constants above'}")
+    if len(single) > 1:
+        names = " and ".join(f"{c.name} ({next(iter(c.constants))})" for c in single)
+        lines.append(f"Each of {names} alone prevents the collapse: in the fitted model the "
+                     "collapse happens only when every condition these counterfactuals remove "
+                     "holds together (each is a necessary cause, none alone is sufficient).")
+    if weak:
+        lines.append("Mechanisms that do not drive it: " + "; ".join(
+            f"{c.name} removes {_share(c.removed)}" for c in weak) + ".")
     return "\n".join(lines)
 
 

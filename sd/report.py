@@ -114,12 +114,15 @@ def _correlations(spec, unc) -> list[str]:
         return []
     lines = ["", "## Correlations (|r| > 0.5, from the Jacobian at the fit)", ""]
     names, c = spec.names, unc.correlations
+    if np.all(np.isnan(c)):
+        return lines + ["- undefined: fewer documented outcomes move the parameters than there "
+                        "are parameters (J^T J is singular at the fit); see the profiles."]
     pairs = [(abs(c[i, j]), names[i], names[j], c[i, j]) for i in range(len(names))
              for j in range(i + 1, len(names)) if np.isfinite(c[i, j]) and abs(c[i, j]) > 0.5]
     lines += [f"- {a} / {b}: {r:+.3f}" for _, a, b, r in sorted(pairs, reverse=True)] or ["- none"]
     unidentified = [n for i, n in enumerate(names) if not np.isfinite(c[i, i])]
     if unidentified:
-        lines.append(f"- no local effect on any residual: {', '.join(unidentified)}")
+        lines.append(f"- not defined (no local effect on any residual): {', '.join(unidentified)}")
     return lines
 
 
