@@ -66,6 +66,28 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-sources", action="store_true",
                        help="do not require constants' comments to cite a source")
     check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    sens = sub.add_parser("sensitivity", help="Monte Carlo ensemble, Sobol and Morris "
+                          "sensitivity analysis of a spec")
+    sens.add_argument("spec", help="sensitivity spec (TOML), e.g. calibration/juarez_sensitivity.toml")
+    sens.add_argument("--samples", type=int, metavar="N", help="Monte Carlo runs (overrides the spec)")
+    sens.add_argument("--out", metavar="DIR",
+                      help="output folder (default: results/sensitivity-<spec stem>)")
+    sens.add_argument("--dask", metavar="ADDRESS|local",
+                      help="run chunks on a Dask cluster (tcp://host:8786) or a new local one")
+    sens.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sens.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+
+    comp = sub.add_parser("compare", help="run named scenarios side by side: one figure, one table")
+    comp.add_argument("model", help="Vensim .mdl file")
+    comp.add_argument("scenarios", nargs="+", metavar="SCENARIO",
+                      help="scenario names (from the *scenarios*.toml beside the model) or files")
+    comp.add_argument("--out", metavar="DIR", help="output folder (default: results/compare-<model>)")
+    comp.add_argument("--plot", nargs="+", metavar="VAR",
+                      help="variables to plot and tabulate (default: the model's outputs)")
+    comp.add_argument("--engine", choices=("auto", "fast", "pysd"), default="auto",
+                      help="simulation engine")
+    comp.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -217,7 +239,35 @@ def cmd_check(args) -> int:
     return 1 if findings else 0
 
 
-_COMMANDS = {"run": cmd_run, "info": cmd_info, "calibrate": cmd_calibrate, "check": cmd_check}
+# -- sd sensitivity / sd compare ------------------------------------------------
+def cmd_sensitivity(args) -> int:
+    from .sensitivity import sensitivity
+
+    result = sensitivity(args.spec, args.out, samples=args.samples, dask=args.dask,
+                         progress=not args.no_progress)
+    spec = result.spec
+    print(f"{spec.path.name}: {spec.n} Monte Carlo runs"
+          + (f", Sobol {spec.sobol_runs()} runs" if result.sobol is not None else "")
+          + (f", Morris {spec.morris_runs()} runs" if result.morris is not None else "")
+          + f" in {result.seconds:.1f} s" + (f" (dask {args.dask})" if args.dask else ""))
+    for path in result.files:
+        print(f"  wrote {path}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare
+
+    result = compare(args.model, args.scenarios, variables=args.plot, out=args.out,
+                     engine=args.engine)
+    print(result.table.to_string(float_format=lambda v: f"{v:.4g}"))
+    for path in result.files:
+        print(f"  wrote {path}")
+    return 0
+
+
+_COMMANDS = {"run": cmd_run, "info": cmd_info, "calibrate": cmd_calibrate, "check": cmd_check,
+             "sensitivity": cmd_sensitivity, "compare": cmd_compare}
 
 
 if __name__ == "__main__":  # pragma: no cover
