@@ -1,0 +1,90 @@
+"""``sd calibrate`` end to end through a subprocess."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACUP = Path(__file__).parent / "data" / "teacup.mdl"
+
+
+def sd(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "sd", "calibrate", *map(str, args),
+                           "--no-progress"], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def small_spec(tmp_path):
+    (tmp_path / "obs.csv").write_text(
+        "variable,kind,time,time_end,value,low,high,sigma,source,note\n"
+        "Teacup Temperature,point,10,,107.4,,,1,synthetic,made up for the test\n"
+        "Teacup Temperature,range,25,30,,60,90,,synthetic,interpreted\n")
+    spec = tmp_path / "small.toml"
+    spec.write_text(f'model = "{TEACUP}"\ndata = "obs.csv"\nseed = 4\n'
+                    '[optimizer]\nmethod = "least_squares"\nstarts = 1\n'
+                    '[confidence]\nprofile_points = 5\n'
+                    '[parameters]\n"Characteristic Time" = {low = 2, high = 20, init = 10}\n')
+    return spec
+
+
+def test_calibrate_writes_every_output(small_spec, tmp_path):
+    out = tmp_path / "out"
+    proc = sd(small_spec, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "2/2 documented outcomes met" in proc.stdout
+    fit = json.loads((out / "fit.json").read_text())
+    p = fit["parameters"]["Characteristic Time"]
+    assert {"value", "low", "high", "ci"} <= set(p) and p["ci"][0] <= p["value"] <= p["ci"][1]
+    assert fit["success"] and all(t["satisfied"] for t in fit["targets"])
+    assert {"observed", "simulated", "residual", "satisfied"} <= set(fit["targets"][0])
+    prov = fit["provenance"]
+    assert prov["seed"] == 4 and {"pysd", "scipy", "numpy"} <= set(prov["versions"])
+    assert len(prov["sha256"]) == 3
+    assert "Characteristic Time =" in (out / "calibrated.cin").read_text()
+    assert (out / "fit.png").stat().st_size > 1000
+    assert "## Documented outcomes" in (out / "report.md").read_text()
+    assert not list(out.glob("*.part"))
+
+
+def test_data_option_replaces_spec_data(small_spec, tmp_path):
+    other = tmp_path / "other.csv"
+    other.write_text("variable,time,value,sigma\nTeacup Temperature,10,120,1\n")
+    proc = sd(small_spec, "--data", other, "--out", tmp_path / "o2")
+    assert proc.returncode == 0, proc.stderr
+    fit = json.loads((tmp_path / "o2" / "fit.json").read_text())
+    assert len(fit["targets"]) == 1 and fit["targets"][0]["observed"]["value"] == 120
+
+
+@pytest.mark.parametrize("csv, match", [
+    ("variable,time,value,sigma\nTeacup Temp,10,100,1\n", "Did you mean 'Teacup Temperature'"),
+    ("variable,kind,time\nTeacup Temperature,blip,3\n", r"bad\.csv:2: unknown kind 'blip'"),
+    ("variable,time,value,sigma\nTeacup Temperature,99,100,1\n", r"bad\.csv:2: time 99 is outside"),
+])
+def test_bad_data_exits_2_naming_the_row(small_spec, tmp_path, csv, match):
+    (tmp_path / "bad.csv").write_text(csv)
+    proc = sd(small_spec, "--data", tmp_path / "bad.csv", "--out", tmp_path / "o3")
+    assert proc.returncode == 2
+    assert pytest.importorskip("re").search(match, proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_spec_exits_2(tmp_path):
+    proc = sd(tmp_path / "nope.toml")
+    assert proc.returncode == 2 and "Calibration spec not found" in proc.stderr
+
+
+def test_juarez_main_job(tmp_path):
+    """The documented Juarez outcomes are all met and the report explains the collapse."""
+    proc = sd("calibration/juarez_propane.toml", "--out", tmp_path / "j")
+    assert proc.returncode == 0, proc.stderr
+    fit = json.loads((tmp_path / "j" / "fit.json").read_text())
+    assert all(t["satisfied"] for t in fit["targets"]), fit["targets"]
+    assert all(t["source"] for t in fit["targets"])
+    why = fit["explanation"]
+    assert why["driver"] is not None and why["peak"] > why["late"]
+    assert why["driver"] in why["counterfactuals"]
+    assert "## What drives the collapse" in (tmp_path / "j" / "report.md").read_text()
