@@ -27,7 +27,7 @@ from .errors import SdInputError, SdRuntimeError
 from .model import Model
 
 #: Seconds to wait for a Dask scheduler before reporting it unreachable.
-CONNECT_TIMEOUT = 8
+CONNECT_TIMEOUT = 5
 
 
 # -- one chunk ---------------------------------------------------------------
