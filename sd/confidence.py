@@ -180,15 +180,9 @@ def _mcmc(objective, u_best):
             out[inside] = -0.5 * objective.payoff(U[inside])
         return out
 
-    sampler = emcee.EnsembleSampler(walkers, p, log_prob, vectorize=True,
-                                    seed=spec.seed) if _accepts_seed(emcee) else \
-        emcee.EnsembleSampler(walkers, p, log_prob, vectorize=True)
+    sampler = emcee.EnsembleSampler(walkers, p, log_prob, vectorize=True)
+    # emcee draws from its own RandomState; seed it so a spec reproduces.
+    sampler.random_state = np.random.RandomState(spec.seed).get_state()
     sampler.run_mcmc(start, spec.mcmc_steps, progress=False)
     chain = sampler.get_chain(discard=spec.mcmc_steps // 2, flat=True)
     return objective.to_x(chain), ""
-
-
-def _accepts_seed(emcee) -> bool:
-    import inspect
-
-    return "seed" in inspect.signature(emcee.EnsembleSampler).parameters

@@ -52,6 +52,8 @@ def optimise(objective, spec, checkpoint: Path | None = None, resume: bool = Fal
     book = _Checkpoint(checkpoint, spec_digest(spec), spec.method, resume)
     if book.best_u is not None:
         objective.best_u, objective.best_payoff = book.best_u, book.best_payoff
+    if book.done and book.best_u is not None:
+        return Run(book.best_u, True, f"resumed a finished {spec.method} checkpoint")
     driver = {"differential_evolution": _evolve, "least_squares": _least_squares,
               "powell": _powell}[spec.method]
     try:
@@ -152,6 +154,7 @@ class _Checkpoint:
     def __init__(self, path: Path | None, digest: str, method: str, resume: bool):
         self.path, self.digest, self.method = path, digest, method
         self.finished: dict[str, float] = {}
+        self.done = False
         self.best_u, self.best_payoff = None, np.inf
         if resume and path is not None and Path(path).is_file():
             self._load()
@@ -165,6 +168,7 @@ class _Checkpoint:
                           "starting afresh", stacklevel=3)
             return
         self.finished = dict(data.get("finished", {}))
+        self.done = bool(data.get("done"))
         if data.get("best_u") is not None:
             self.best_u = np.asarray(data["best_u"], dtype=float)
             self.best_payoff = float(data["best_payoff"])

@@ -57,6 +57,9 @@ def to_json(result) -> dict:
         "interrupted": result.interrupted, "targets": targets,
         "targets_met": result.n_met, "correlations": corr,
         "warnings": [] if unc is None else list(unc.warnings),
+        "posterior": None if unc is None or unc.mcmc is None else {
+            n: [float(v) for v in np.percentile(unc.mcmc[:, i], [2.5, 50, 97.5])]
+            for i, n in enumerate(result.spec.names)},
         "failed_runs": list(result.failures),
         "explanation": None if why is None else {
             "variable": why.variable, "peak": why.peak, "peak_time": why.peak_time,
@@ -101,7 +104,7 @@ def markdown(result) -> str:
         text = "not identified (flat profile)" if ci is None else \
             f"[{ci[0]:.4g}, {ci[1]:.4g}]" + (f" (open at {', '.join(ends)} bound)" if ends else "")
         lines.append(f"| {p.name} | {result.values[p.name]:.5g} | [{p.low:g}, {p.high:g}] | {text} |")
-    lines += _correlations(spec, unc) + _targets(result) + _warnings(result)
+    lines += _correlations(spec, unc) + _posterior(spec, unc) + _targets(result) + _warnings(result)
     if result.explanation is not None:
         lines += ["", "## What drives the collapse", "", result.explanation.text]
     lines += ["", "## Provenance", "", "```json",
@@ -124,6 +127,16 @@ def _correlations(spec, unc) -> list[str]:
     if unidentified:
         lines.append(f"- not defined (no local effect on any residual): {', '.join(unidentified)}")
     return lines
+
+
+def _posterior(spec, unc) -> list[str]:
+    if unc is None or unc.mcmc is None:
+        return []
+    q = np.percentile(unc.mcmc, [2.5, 50, 97.5], axis=0)
+    lines = ["", f"## Posterior (emcee, {len(unc.mcmc)} draws after burn-in, uniform priors "
+             "on the bounds)", "", "| parameter | 2.5% | median | 97.5% |", "|---|---|---|---|"]
+    return lines + [f"| {n} | {q[0, i]:.4g} | {q[1, i]:.4g} | {q[2, i]:.4g} |"
+                    for i, n in enumerate(spec.names)]
 
 
 def _targets(result) -> list[str]:

@@ -153,3 +153,26 @@ def test_juarez_kiln_parameters_recovered(tmp_path, juarez_path):
         lo, hi = fit.uncertainty.ci[name]
         assert lo <= value <= hi
     assert fit.nfev < 120
+
+
+def test_mcmc_posterior_covers_truth(synthetic):
+    pytest.importorskip("emcee")
+    spec = write_spec(synthetic).read_text().replace(
+        "[confidence]\n", "[confidence]\nmcmc_steps = 40\nmcmc_walkers = 8\n")
+    (synthetic / "mcmc.toml").write_text(spec)
+    fit = calibration.calibrate(synthetic / "mcmc.toml", progress=False)
+    sample = fit.uncertainty.mcmc
+    assert sample.shape == (8 * 20, 2)
+    # Loose: a short chain; the truth only has to lie inside the sampled range.
+    for i, truth in enumerate(TRUTH.values()):
+        assert sample[:, i].min() - 0.5 <= truth <= sample[:, i].max() + 0.5
+
+
+def test_mcmc_without_emcee_is_skipped_with_a_message(synthetic, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "emcee", None)
+    spec = write_spec(synthetic).read_text().replace("[confidence]\n",
+                                                     "[confidence]\nmcmc_steps = 10\n")
+    (synthetic / "nomcmc.toml").write_text(spec)
+    fit = calibration.calibrate(synthetic / "nomcmc.toml", progress=False)
+    assert fit.uncertainty.mcmc is None
+    assert any("emcee is not installed" in w for w in fit.uncertainty.warnings)

@@ -88,3 +88,27 @@ def test_juarez_main_job(tmp_path):
     assert why["driver"] is not None and why["peak"] > why["late"]
     assert why["driver"] in why["counterfactuals"]
     assert "## What drives the collapse" in (tmp_path / "j" / "report.md").read_text()
+
+
+def test_ctrl_c_writes_best_so_far_and_resume_finishes(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "int"
+    cmd = [sys.executable, "-m", "sd", "calibrate", "calibration/juarez_propane.toml",
+           "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    start = time.time()
+    while not (out / "checkpoint.json").exists() and time.time() - start < 60:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    fit = json.loads((out / "fit.json").read_text())
+    assert fit["interrupted"] and not fit["success"]
+    assert "interrupted" in (out / "report.md").read_text()
+    resumed = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not json.loads((out / "fit.json").read_text())["interrupted"]
