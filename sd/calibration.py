@@ -137,17 +137,41 @@ def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
     if method not in METHODS:
         raise SdInputError(f"{path}: [optimizer] method {method!r} is not one of "
                            f"{', '.join(METHODS)}." + suggest(method, METHODS))
+    num = _Numbers(path)
     return Spec(path=path.resolve(), model=model, data=data_path, targets=targets,
                 parameters=parameters, method=method,
-                seed=int(raw.get("seed", opt.get("seed", 0))),
-                starts=int(opt.get("starts", 4)), popsize=int(opt.get("popsize", 8)),
-                maxiter=int(opt.get("maxiter", 20)), max_evals=int(opt.get("max_evals", 3000)),
+                seed=num.int(raw.get("seed", opt.get("seed", 0)), "seed"),
+                starts=num.int(opt.get("starts", 4), "[optimizer] starts", 1),
+                popsize=num.int(opt.get("popsize", 8), "[optimizer] popsize", 1),
+                maxiter=num.int(opt.get("maxiter", 20), "[optimizer] maxiter", 0),
+                max_evals=num.int(opt.get("max_evals", 3000), "[optimizer] max_evals", 0),
                 polish=bool(opt.get("polish", True)),
-                fixed={str(k): float(v) for k, v in _table(raw, "fixed", path).items()},
-                profile_points=int(conf.get("profile_points", 13)),
-                mcmc_steps=int(conf.get("mcmc_steps", 0)),
-                mcmc_walkers=int(conf.get("mcmc_walkers", 0)),
+                fixed={str(k): num.float(v, f"[fixed] {k!r}")
+                       for k, v in _table(raw, "fixed", path).items()},
+                profile_points=num.int(conf.get("profile_points", 13),
+                                       "[confidence] profile_points", 3),
+                mcmc_steps=num.int(conf.get("mcmc_steps", 0), "[confidence] mcmc_steps", 0),
+                mcmc_walkers=num.int(conf.get("mcmc_walkers", 0), "[confidence] mcmc_walkers", 0),
                 explain=explain, sha256={str(p): _sha256(p) for p in hashed})
+
+
+class _Numbers:
+    """Convert spec values, naming the spec and key when one is not a number."""
+
+    def __init__(self, spec: Path):
+        self.spec = spec
+
+    def int(self, value, key: str, minimum: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise SdInputError(f"{self.spec}: {key} = {value!r} must be a whole number.")
+        if minimum is not None and value < minimum:
+            raise SdInputError(f"{self.spec}: {key} = {value} must be at least {minimum}.")
+        return int(value)
+
+    def float(self, value, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SdInputError(f"{self.spec}: {key} = {value!r} must be a number.")
+        return float(value)
 
 
 def _file(base: Path, raw: dict, key: str, spec: Path) -> Path:
@@ -178,8 +202,10 @@ def _parameters(table, spec: Path) -> tuple[Parameter, ...]:
         extra = set(bounds) - {"low", "high", "init"}
         if extra:
             raise SdInputError(f"{where}: unknown field(s) {', '.join(sorted(extra))}.")
-        low, high = float(bounds["low"]), float(bounds["high"])
-        init = float(bounds.get("init", (low + high) / 2))
+        num = _Numbers(spec)
+        low = num.float(bounds["low"], f"[parameters] {name!r} low")
+        high = num.float(bounds["high"], f"[parameters] {name!r} high")
+        init = num.float(bounds.get("init", (low + high) / 2), f"[parameters] {name!r} init")
         out.append(make_parameter(name, low, high, init, where))
     return tuple(out)
 
@@ -208,6 +234,9 @@ def check_spec(spec: Spec, model) -> Spec:
              for k, v in spec.fixed.items()}
     t0, t1 = _time_range(model)
     targets = outcomes.check_against(spec.targets, model, t0, t1)
+    from .explain import check as check_explain
+
+    check_explain(model, spec)      # before the fit, not after minutes of it
     return replace(spec, parameters=params, fixed=fixed, targets=targets)
 
 

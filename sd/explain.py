@@ -49,17 +49,32 @@ class Explanation:
     text: str
 
 
-def explain(model, spec, values: dict) -> Explanation | None:
-    """Run the counterfactuals of ``spec.explain`` on the fitted ``values``."""
+def check(model, spec):
+    """Check ``spec.explain``; return (variable, window, cases) or None."""
     cfg = spec.explain
     if not cfg:
         return None
+    unknown = set(cfg) - {"variable", "window", "scenarios", "counterfactuals", "extra"}
+    if unknown:
+        raise SdInputError(f"{spec.path}: [explain] has unknown key(s) {', '.join(sorted(unknown))}"
+                           "; known: variable, window, scenarios, counterfactuals, extra.")
     variable = model.variable(str(cfg.get("variable", "")), what="variable",
-                              where=f" ([explain] in {spec.path.name})").name
-    window = tuple(float(v) for v in cfg.get("window", ()))
+                              where=f" ([explain] variable in {spec.path.name})").name
+    try:
+        window = tuple(float(v) for v in cfg.get("window", ()))
+    except (TypeError, ValueError):
+        window = ()
     if len(window) != 2 or window[0] > window[1]:
-        raise SdInputError(f"{spec.path}: [explain] window must be [start, end].")
-    cases = _cases(model, spec)
+        raise SdInputError(f"{spec.path}: [explain] window must be [start, end], e.g. [1996, 2000].")
+    return variable, window, _cases(model, spec)
+
+
+def explain(model, spec, values: dict) -> Explanation | None:
+    """Run the counterfactuals of ``spec.explain`` on the fitted ``values``."""
+    checked = check(model, spec)
+    if checked is None:
+        return None
+    variable, window, cases = checked
     base = {**spec.fixed, **values}
     rows = [base] + [{**base, **c["constants"]} for c in cases]
     batch = simulate_batch(model, rows, [variable])
@@ -103,7 +118,11 @@ def _cases(model, spec) -> list[dict]:
                           "constants": dict(sc.constants)})
     for name, table in dict(cfg.get("extra", {})).items():
         description = str(table.get("description", ""))
-        constants = {k: float(v) for k, v in table.items() if k != "description"}
+        try:
+            constants = {k: float(v) for k, v in table.items() if k != "description"}
+        except (TypeError, ValueError):
+            raise SdInputError(f"{spec.path}: [explain.extra.{name}] values must be numbers.") \
+                from None
         sc = validate(Scenario(name=name, constants=constants,
                                source=f"[explain.extra.{name}] in {spec.path.name}"), model)
         cases.append({"name": name, "description": description, "constants": dict(sc.constants)})

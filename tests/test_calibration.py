@@ -176,3 +176,36 @@ def test_mcmc_without_emcee_is_skipped_with_a_message(synthetic, monkeypatch):
     fit = calibration.calibrate(synthetic / "nomcmc.toml", progress=False)
     assert fit.uncertainty.mcmc is None
     assert any("emcee is not installed" in w for w in fit.uncertainty.warnings)
+
+
+@pytest.mark.parametrize("extra, match", [
+    ('[explain]\nvariable = "Teacup Temprature"\nwindow = [20, 30]\n',
+     r"Did you mean 'Teacup Temperature'"),
+    ('[explain]\nvariable = "Teacup Temperature"\nwindow = [30, 20]\n', r"window must be"),
+    ('[explain]\nvariable = "Teacup Temperature"\nwindow = [20, 30]\n'
+     '[explain.extra.hot]\n"Room Temprature" = 90\n', r"Did you mean 'Room Temperature'"),
+])
+def test_bad_explain_table_fails_before_the_fit(synthetic, extra, match):
+    path = write_spec(synthetic)
+    path.write_text(path.read_text() + extra)
+    with pytest.raises(SdInputError, match=match):
+        calibration.calibrate(path, progress=False)
+
+
+def test_spec_numbers_are_checked(synthetic):
+    path = write_spec(synthetic)
+    path.write_text(path.read_text().replace("starts = 2", 'starts = "two"'))
+    with pytest.raises(SdInputError, match=r"\[optimizer\] starts = 'two' must be a whole number"):
+        calibration.load_spec(path)
+
+
+def test_explanation_names_the_counterfactual_that_removes_the_fall(synthetic):
+    path = write_spec(synthetic)
+    path.write_text(path.read_text() + '[explain]\nvariable = "Teacup Temperature"\n'
+                    'window = [25, 30]\n[explain.extra.warm_room]\n"Room Temperature" = 180\n'
+                    '[explain.extra.slow]\n"Characteristic Time" = 8\n')
+    why = calibration.calibrate(path, progress=False).explanation
+    assert why.driver == "warm_room" and "warm_room" in why.text
+    removed = {c.name: c.removed for c in why.counterfactuals}
+    assert removed["warm_room"] == pytest.approx(1.0, abs=1e-6)
+    assert 0 < removed["slow"] < 0.5
