@@ -1,0 +1,469 @@
+"""AST -> straight-line scalar code, with PySD's semantics.
+
+Each slot of each variable becomes a *node* (a local variable in the
+generated function); each SMOOTH/DELAY/INTEG/... call becomes a *stateful*
+with state variables, initialisation code, an output node and an Euler
+update, mirroring ``pysd.py_backend.statefuls`` formula by formula so that
+results agree with PySD to rounding (the agreement tests use rtol 1e-9).
+
+The expression emitter is shared by both back ends; only IF THEN ELSE and
+the state-array shapes differ between ``mode="numba"`` (scalars, one run at
+a time) and ``mode="numpy"`` (arrays over the run axis).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pysd.translators.structures.abstract_expressions as ae
+
+from .model_ir import CONTROL, ModelIR, UnsupportedModel, Var, clean
+
+#: Vensim function (clean name) -> (runtime helper, number of arguments).
+#: The helpers live in ``runtime`` and copy ``pysd.py_backend.functions``.
+SIMPLE = {
+    "abs": ("np.abs", 1), "exp": ("np.exp", 1), "sqrt": ("np.sqrt", 1),
+    "ln": ("np.log", 1), "log": ("_log", 2), "sin": ("np.sin", 1),
+    "cos": ("np.cos", 1), "tan": ("np.tan", 1), "arcsin": ("np.arcsin", 1),
+    "arccos": ("np.arccos", 1), "arctan": ("np.arctan", 1),
+    "sinh": ("np.sinh", 1), "cosh": ("np.cosh", 1), "tanh": ("np.tanh", 1),
+    "min": ("_min", 2), "max": ("_max", 2), "power": ("_pow", 2),
+    "integer": ("_integer", 1), "modulo": ("_modulo", 2), "quantum": ("_quantum", 2),
+    "xidz": ("_xidz", 3), "zidz": ("_zidz", 2),
+}
+TIMED = {"step": ("_step", 2), "ramp": ("_ramp", 3), "pulse": ("_pulse", 2),
+         "pulse_train": ("_pulse_train", 4)}
+VECTOR = {"sum": "+", "prod": "*", "vmin": "_min", "vmax": "_max"}
+OPS = {"=": "==", "<>": "!=", "^": "**"}
+
+
+@dataclass
+class Node:
+    """One scalar value per run: a variable slot or a stateful's output."""
+
+    name: str
+    dyn: str                     # code of the value during the run
+    init: str                    # code during initialisation (ACTIVE INITIAL)
+    deps_dyn: set
+    deps_init: set
+    timed: bool = False
+    stateful: int | None = None  # index of the stateful whose output it is
+    const: bool = False
+
+
+@dataclass
+class Stateful:
+    """A stateful object (INTEG, SMOOTH, DELAY, ...) of one slot."""
+
+    k: int
+    kind: str
+    where: str
+    args: dict = field(default_factory=dict)    # name -> code
+    deps_init: set = field(default_factory=set)
+    order: str = "1"                            # code of the (max) order
+    group: list = field(default_factory=list)   # delay-time codes of sibling slots
+
+
+@dataclass
+class Ctx:
+    var: Var
+    slot: int
+    binding: dict
+    phase: str                   # "init" or "dyn"
+    deps: set
+    where: str
+    timed: bool = False
+
+
+class Compiler:
+    """Builds nodes, statefuls and lookup tables from a :class:`ModelIR`."""
+
+    def __init__(self, ir: ModelIR, mode: str = "numba"):
+        self.ir, self.mode = ir, mode
+        self.nodes: dict[str, Node] = {}
+        self.statefuls: list[Stateful] = []
+        self.tables: list[tuple] = []          # (xs, ys, owner name)
+        self.table_of: dict[tuple, int] = {}   # (lookup var clean, slot) -> table
+        self.params: list[tuple] = []          # (var, slot, default)
+        self._memo: dict = {}
+        self.var_index = {c: i for i, c in enumerate(ir.vars)}
+        for cname, var in ir.vars.items():
+            if var.kind == "lookup":
+                self._add_lookup_var(cname, var)
+        for cname, var in ir.vars.items():
+            if var.kind != "lookup":
+                self._add_var(cname, var)
+        self._mark_const()
+
+    def node_name(self, cname: str, slot: int) -> str:
+        return f"v{self.var_index[cname]}_{slot}"
+
+    # -- variables -------------------------------------------------------
+    def _add_lookup_var(self, cname: str, var: Var) -> None:
+        for slot, (comp, binding, local) in enumerate(var.flat):
+            ast = comp.ast
+            if not isinstance(ast, ae.LookupsStructure):
+                raise UnsupportedModel(f"lookup {var.name!r} defined by "
+                                       f"{type(ast).__name__}")
+            self.table_of[(cname, slot)] = self._table(ast, var.name)
+
+    def _table(self, ast, owner: str) -> int:
+        if ast.type != "interpolate":
+            raise UnsupportedModel(f"lookup type {ast.type!r} in {owner!r}")
+        xs = np.asarray(ast.x, dtype=float)
+        ys = np.asarray(ast.y, dtype=float)
+        if ys.ndim != 1 or len(xs) != len(ys):
+            raise UnsupportedModel(f"multi-dimensional lookup table in {owner!r}")
+        order = np.argsort(xs, kind="stable")
+        self.tables.append((xs[order], ys[order], owner))
+        return len(self.tables) - 1
+
+    def _add_var(self, cname: str, var: Var) -> None:
+        for slot, (comp, binding, local) in enumerate(var.flat):
+            name = self.node_name(cname, slot)
+            where = var.name
+            if var.kind == "control":
+                code = f"C[{CONTROL[cname]}]"
+                self.nodes[name] = Node(name, code, code, set(), set(), const=True)
+                continue
+            ast = comp.ast
+            if var.literal:
+                value = _literal(ast, local, where)
+                self.params.append((var, slot, value))
+                code = f"K{len(self.params) - 1}"
+                self.nodes[name] = Node(name, code, code, set(), set(), const=True)
+                continue
+            dctx = Ctx(var, slot, binding, "dyn", set(), where)
+            dyn, isb = self.emit(ast, dctx)
+            ictx = Ctx(var, slot, binding, "init", set(), where)
+            if _has_active_initial(ast):
+                init, ib = self.emit(ast, ictx)
+                init = _as_float(init, ib)
+            else:
+                init, ictx.deps, ictx.timed = dyn, set(dctx.deps), dctx.timed
+                init = _as_float(init, isb)
+            self.nodes[name] = Node(name, _as_float(dyn, isb), init, dctx.deps,
+                                    ictx.deps, timed=dctx.timed or ictx.timed)
+
+    def _mark_const(self) -> None:
+        """Nodes that never change after initialisation are computed once."""
+        changed = True
+        while changed:
+            changed = False
+            for n in self.nodes.values():
+                if n.const or n.timed or n.dyn != n.init:
+                    continue
+                if n.stateful is not None and self.statefuls[n.stateful].kind != "initial":
+                    continue
+                if all(self.nodes[d].const for d in n.deps_dyn):
+                    n.const = changed = True
+
+    # -- expressions -----------------------------------------------------
+    def emit(self, ast, ctx: Ctx) -> tuple[str, bool]:
+        """Code for ``ast`` and whether it is boolean-valued."""
+        if isinstance(ast, bool):
+            return ("1.0" if ast else "0.0"), False
+        if isinstance(ast, (int, float, np.number)):
+            return _num(ast), False
+        if isinstance(ast, np.ndarray):
+            raise UnsupportedModel(f"array literal inside an expression in {ctx.where!r}")
+        if isinstance(ast, ae.ArithmeticStructure):
+            return self._arith(ast, ctx)
+        if isinstance(ast, ae.LogicStructure):
+            return self._logic(ast, ctx)
+        if isinstance(ast, ae.ReferenceStructure):
+            return self._reference(ast, ctx), False
+        if isinstance(ast, ae.CallStructure):
+            return self._call(ast, ctx)
+        if isinstance(ast, ae.InlineLookupsStructure):
+            x = self.fl(ast.argument, ctx)
+            return self._lookup_code(self._table(ast.lookups, ctx.where), x), False
+        stateful = _STATEFUL_KINDS.get(type(ast))
+        if stateful:
+            return self._stateful(stateful, ast, ctx), False
+        name = type(ast).__name__.replace("Structure", "")
+        raise UnsupportedModel(f"{name} in {ctx.where!r}")
+
+    def fl(self, ast, ctx) -> str:
+        code, isb = self.emit(ast, ctx)
+        return _as_float(code, isb)
+
+    def _arith(self, ast, ctx):
+        ops, args = list(ast.operators), list(ast.arguments)
+        if len(args) == 1:
+            if ops[0] != "negative":
+                raise UnsupportedModel(f"unary operator {ops[0]!r} in {ctx.where!r}")
+            return f"(-{self.fl(args[0], ctx)})", False
+        codes = [self.emit(a, ctx) for a in args]
+        comparison = ops[0] in ("=", "<>", "<", ">", "<=", ">=")
+        codes = [c if comparison else _as_float(c, b) for c, b in codes] if not comparison \
+            else [c for c, b in codes]
+        if all(o == "^" for o in ops):   # PySD emits a**b**c: right-associative
+            out = codes[-1]
+            for op, c in zip(reversed(ops), reversed(codes[:-1])):
+                out = f"({c} ** {out})"
+            return out, False
+        out = codes[0]
+        for op, c in zip(ops, codes[1:]):
+            out = f"({out} {OPS.get(op, op)} {c})"
+        return out, comparison
+
+    def _logic(self, ast, ctx):
+        ops, args = list(ast.operators), list(ast.arguments)
+        if ops == [":NOT:"] and len(args) == 1:
+            return f"({self.emit(args[0], ctx)[0]} == 0)", True
+        codes = [f"({self.emit(a, ctx)[0]} != 0)" for a in args]
+        out = codes[0]
+        for op, c in zip(ops, codes[1:]):
+            sym = {":AND:": "&", ":OR:": "|"}.get(op)
+            if sym is None:
+                raise UnsupportedModel(f"logical operator {op!r} in {ctx.where!r}")
+            out = f"({out} {sym} {c})"
+        return out, True
+
+    def _reference(self, ast, ctx) -> str:
+        ref = ast.reference
+        if ref == "time":
+            ctx.timed = True
+            return "t"
+        var = self.ir.vars.get(ref)
+        if var is None:
+            raise UnsupportedModel(f"reference to unknown {ref!r} in {ctx.where!r}")
+        if var.kind == "lookup":
+            raise UnsupportedModel(f"lookup {var.name!r} used as a value in {ctx.where!r}")
+        subs = ast.subscripts.subscripts if ast.subscripts else None
+        slot = self.ir.resolve(var, subs, ctx.binding, ctx.where)
+        name = self.node_name(ref, slot)
+        ctx.deps.add(name)
+        return name
+
+    def _call(self, ast, ctx):
+        fname = ast.function.reference
+        args = list(ast.arguments)
+        lookup = self.ir.vars.get(fname)
+        if lookup is not None and lookup.kind == "lookup":
+            subs = ast.function.subscripts.subscripts if ast.function.subscripts else None
+            slot = self.ir.resolve(lookup, subs, ctx.binding, ctx.where)
+            x = self.fl(args[0], ctx)
+            return self._lookup_code(self.table_of[(fname, slot)], x), False
+        if fname == "if_then_else":
+            c = self.emit(args[0], ctx)[0]
+            a, b = self.fl(args[1], ctx), self.fl(args[2], ctx)
+            if self.mode == "numba":
+                return f"({a} if {c} else {b})", False
+            return f"np.where({c}, {a}, {b})", False
+        if fname == "active_initial":
+            return self.fl(args[1] if ctx.phase == "init" else args[0], ctx), False
+        if fname in VECTOR:
+            return self._vector(fname, args, ctx), False
+        spec = SIMPLE.get(fname) or TIMED.get(fname)
+        if spec is None:
+            raise UnsupportedModel(f"function {fname.upper().replace('_', ' ')} "
+                                   f"in {ctx.where!r}")
+        helper, nargs = spec
+        if len(args) != nargs:
+            raise UnsupportedModel(f"{fname.upper()} with {len(args)} arguments "
+                                   f"in {ctx.where!r}")
+        codes = [self.fl(a, ctx) for a in args]
+        if fname in TIMED:
+            ctx.timed = True
+            codes = ["t", "dt"] + codes
+        return f"{helper}({', '.join(codes)})", False
+
+    def _vector(self, fname, args, ctx) -> str:
+        bang = sorted({s for s in _subscripts_in(args[0]) if s.endswith("!")})
+        if not bang:
+            raise UnsupportedModel(f"{fname.upper()} without a '!' dimension in {ctx.where!r}")
+        lists = [self.ir.elements(b[:-1]) for b in bang]
+        import itertools
+        terms = []
+        for combo in itertools.product(*lists):
+            sub = Ctx(ctx.var, ctx.slot, {**ctx.binding, **dict(zip(bang, combo))},
+                      ctx.phase, ctx.deps, ctx.where)
+            terms.append(self.fl(args[0], sub))
+            ctx.timed |= sub.timed
+        op = VECTOR[fname]
+        out = terms[0] if fname in ("vmin", "vmax") else ("0.0" if op == "+" else "1.0")
+        for term in (terms[1:] if fname in ("vmin", "vmax") else terms):
+            out = f"{op}({out}, {term})" if op.startswith("_") else f"({out} {op} {term})"
+        return out
+
+    def _lookup_code(self, table: int, x: str) -> str:
+        return f"_lookup(LX, LY, LO[{table}], LN[{table}], {x})"
+
+    # -- statefuls -------------------------------------------------------
+    def _stateful(self, kind: str, ast, ctx) -> str:
+        key = (id(ast), ctx.var.name, ctx.slot)
+        if key in self._memo:
+            name = self._memo[key]
+            ctx.deps.add(name)
+            return name
+        if kind == "integ" and getattr(ast, "non_negative", False):
+            kind = "nn_integ"
+        k = len(self.statefuls)
+        st = Stateful(k, kind, ctx.where)
+        dyn_deps: set = set()
+        init_deps: set = set()
+
+        def arg(field_name, ast_part, init=False):
+            c = Ctx(ctx.var, ctx.slot, ctx.binding, "init" if init else "dyn",
+                    set(), ctx.where)
+            code = self.fl(ast_part, c)
+            st.args[field_name] = code
+            (init_deps if init else dyn_deps).update(c.deps)
+            if c.timed:
+                st.args.setdefault("_timed", "1")
+            return c.deps
+
+        if kind in ("integ", "nn_integ"):
+            arg("flow", ast.flow)
+            arg("init", ast.initial, True)
+            out, out_deps = f"s{k}", set()
+        elif kind in ("smooth", "smooth_n"):
+            arg("input", ast.input)
+            arg("time", ast.smooth_time)
+            arg("init", ast.initial, True)
+            oc = Ctx(ctx.var, ctx.slot, ctx.binding, "init", set(), ctx.where)
+            st.order = self.fl(ast.order, oc)
+            init_deps.update(oc.deps)
+            out, out_deps = f"s{k}[n{k} - 1]", set()
+        elif kind in ("delay", "delay_n"):
+            arg("input", ast.input)
+            tdeps = arg("time", ast.delay_time)
+            init_deps.update(tdeps)
+            arg("init", ast.initial, True)
+            if kind == "delay":
+                st.order = _num(ast.order)
+            else:
+                oc = Ctx(ctx.var, ctx.slot, ctx.binding, "init", set(), ctx.where)
+                st.order = self.fl(ast.order, oc)
+                init_deps.update(oc.deps)
+            st.group = self._siblings(ast, ctx, init_deps)
+            if kind == "delay":
+                out, out_deps = f"(s{k}[n{k} - 1] / {st.args['time']})", set(tdeps)
+            else:
+                out, out_deps = f"(s{k}[n{k} - 1] / tm{k}[0])", set()
+        elif kind == "delay_fixed":
+            arg("input", ast.input)
+            init_deps.update(arg("time", ast.delay_time))
+            arg("init", ast.initial, True)
+            out, out_deps = f"s{k}", set()
+        elif kind == "trend":
+            d = arg("input", ast.input) | arg("time", ast.average_time)
+            init_deps.update(d)
+            arg("init", ast.initial_trend, True)
+            out = (f"_zidz({st.args['input']} - s{k}, "
+                   f"{st.args['time']} * np.abs(s{k}))")
+            out_deps = set(d)
+        elif kind == "forecast":
+            d = arg("input", ast.input) | arg("time", ast.average_time) | \
+                arg("horizon", ast.horizon)
+            init_deps.update(arg("init", ast.initial_trend, True))
+            init_deps.update(d)
+            i, a, h = st.args["input"], st.args["time"], st.args["horizon"]
+            out = f"({i} * (1.0 + _zidz({i} - s{k}, {a} * s{k}) * {h}))"
+            out_deps = set(d)
+        elif kind == "sample_if_true":
+            cc = Ctx(ctx.var, ctx.slot, ctx.binding, "dyn", set(), ctx.where)
+            st.args["cond"] = self.emit(ast.condition, cc)[0]
+            d = cc.deps | arg("input", ast.input)
+            dyn_deps.update(cc.deps)
+            arg("init", ast.initial, True)
+            c, i = st.args["cond"], st.args["input"]
+            out = (f"({i} if {c} else s{k})" if self.mode == "numba"
+                   else f"np.where({c}, {i}, s{k})")
+            out_deps = set(d)
+        elif kind == "initial":
+            arg("init", ast.initial, True)
+            out, out_deps = f"s{k}", set()
+        st.deps_init = init_deps
+        st.deps_dyn = dyn_deps
+        self.statefuls.append(st)
+        name = f"o{k}"
+        timed = "_timed" in st.args and kind in ("trend", "forecast", "sample_if_true")
+        self.nodes[name] = Node(name, out, out, out_deps, out_deps | {f"S{k}"},
+                                timed=timed, stateful=k)
+        self._memo[key] = name
+        ctx.deps.add(name)
+        return name
+
+    def _siblings(self, ast, ctx, init_deps) -> list:
+        """PySD reduces a delay's order using the minimum delay time over all
+        elements of a subscripted delay, so every slot needs all of them."""
+        codes = []
+        comp = ctx.var.flat[ctx.slot][0]
+        for slot, (c, binding, local) in enumerate(ctx.var.flat):
+            if c is not comp:
+                continue
+            sub = _find_same(c.ast, ast)
+            if sub is None:
+                continue
+            oc = Ctx(ctx.var, slot, binding, "init", set(), ctx.where)
+            codes.append(self.fl(sub.delay_time, oc))
+            init_deps.update(oc.deps)
+        return codes
+
+
+_STATEFUL_KINDS = {
+    ae.IntegStructure: "integ", ae.SmoothStructure: "smooth",
+    ae.SmoothNStructure: "smooth_n", ae.DelayStructure: "delay",
+    ae.DelayNStructure: "delay_n", ae.DelayFixedStructure: "delay_fixed",
+    ae.TrendStructure: "trend", ae.ForecastStructure: "forecast",
+    ae.SampleIfTrueStructure: "sample_if_true", ae.InitialStructure: "initial",
+}
+
+
+def _num(x) -> str:
+    return repr(float(x))
+
+
+def _as_float(code: str, isbool: bool) -> str:
+    return f"(1.0 * {code})" if isbool else code
+
+
+def _literal(ast, local, where):
+    if isinstance(ast, np.ndarray):
+        arr = ast
+        idx = tuple(local)
+        if arr.ndim != len(idx):
+            idx = tuple(i for i, n in zip(local, arr.shape) if n != 1) \
+                if arr.ndim < len(idx) else idx
+            if arr.ndim != len(idx):
+                raise UnsupportedModel(f"array of shape {arr.shape} in {where!r}")
+        return float(arr[idx])
+    return float(ast)
+
+
+def _children(ast):
+    if isinstance(ast, ae.AbstractSyntax):
+        for f in ast.__dataclass_fields__:
+            v = getattr(ast, f)
+            if isinstance(v, (list, tuple)):
+                yield from v
+            else:
+                yield v
+
+
+def _walk(ast):
+    yield ast
+    for c in _children(ast):
+        yield from _walk(c)
+
+
+def _has_active_initial(ast) -> bool:
+    return any(isinstance(n, ae.CallStructure) and n.function.reference == "active_initial"
+               for n in _walk(ast))
+
+
+def _subscripts_in(ast):
+    for n in _walk(ast):
+        if isinstance(n, ae.SubscriptsReferenceStructure):
+            yield from n.subscripts
+
+
+def _find_same(root, target):
+    """The node of ``root`` equal to ``target`` (same component AST)."""
+    for n in _walk(root):
+        if n is target:
+            return n
+    return None

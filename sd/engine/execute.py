@@ -1,0 +1,197 @@
+"""Run a compiled model for a table of samples and return an xarray.Dataset."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import SdInputError, suggest
+from . import runtime
+from .build import CompiledModel, compile_model, eval_controls
+from .model_ir import canon
+
+_TIME_KEYS = ("initial_time", "final_time", "time_step", "saveper")
+
+
+def run_fast(path, samples: pd.DataFrame | None = None, variables=None, times=None,
+             lookups=None, time=None, *, mode: str | None = None) -> xr.Dataset:
+    """Simulate one run per row of ``samples`` with the fast engine.
+
+    Parameters
+    ----------
+    path : str or Path or object with ``.path``
+        The Vensim ``.mdl``.
+    samples : pandas.DataFrame, optional
+        One row per run; columns are constants (Vensim names, any case;
+        ``Name[elem]`` sets one element of a subscripted constant). ``None``
+        runs the model once as written.
+    variables : list of str, optional
+        Vensim names to keep (default: all).
+    times : sequence of float, optional
+        Integration times to keep (default: PySD's saving times).
+    lookups : dict, optional
+        ``{lookup name: (xs, ys)}`` replacing tables for every run.
+    time : dict, optional
+        Overrides of ``initial_time``, ``final_time``, ``time_step``, ``saveper``.
+    mode : {"numba", "numpy"}, optional
+        Back end (default numba when importable).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``run`` and ``time`` (plus subscript ranges), one variable per
+        model variable, sampled parameters as coordinates along ``run``.
+
+    Raises
+    ------
+    UnsupportedModel
+        The model uses a construct the engine does not implement.
+    SdInputError
+        A column, variable, lookup or time key is not in the model.
+    """
+    cm = compile_model(path, mode)
+    if samples is None:
+        samples = pd.DataFrame(index=pd.RangeIndex(1, name="run"))
+    P = _constants(cm, samples)
+    C = _time_values(cm, time)
+    LX, LY, LO, LN = _tables(cm, lookups)
+    grid, saved, labels = runtime.time_grid(*C)
+    rows = _rows(saved, labels, times)
+    keep = _outputs(cm, variables)
+    ncols = sum(o[4] for o in keep)
+    sel = np.full(sum(o[4] for o in cm.outputs), -1, dtype=np.int64)
+    col = 0
+    for o in keep:
+        sel[o[3]:o[3] + o[4]] = np.arange(col, col + o[4])
+        col += o[4]
+    nsave = int((rows >= 0).sum())
+    out = np.full((len(samples), nsave, ncols), np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cm.fn(P, np.asarray(C, dtype=float), LX, LY, LO, LN, grid, rows, sel, out)
+    return _dataset(out, keep, labels[rows >= 0], samples)
+
+
+def run_scenario_fast(model, scenario, variables=None) -> xr.Dataset:
+    """One run of an ``sd.scenarios.Scenario`` (for ``sd.simulate``)."""
+    consts = dict(getattr(scenario, "constants", {}) or {})
+    samples = pd.DataFrame([consts]) if consts else None
+    ds = run_fast(model, samples, variables, None, dict(scenario.lookups or {}) or None,
+                  dict(scenario.time or {}) or None)
+    return ds.isel(run=0, drop=True)
+
+
+def _constants(cm: CompiledModel, samples: pd.DataFrame) -> np.ndarray:
+    defaults = np.array([p[2] for p in cm.params], dtype=float)
+    P = np.tile(defaults, (len(samples), 1))
+    columns = cm.param_columns()
+    for col in samples.columns:
+        key = canon(str(col))
+        if key not in columns:
+            kind = cm.kinds.get(key)
+            if kind == "control":
+                raise SdInputError(f"sample column {col!r} is a time setting; pass it in "
+                                   "time= (initial_time, final_time, time_step, saveper).")
+            if kind is not None:
+                raise SdInputError(f"sample column {col!r} is not a constant of "
+                                   f"{cm.path.name} (it is a {'lookup' if kind == 'lookup' else 'computed variable, e.g. a stock or flow'}); "
+                                   "only constants can be sampled.")
+            names = sorted({p[0] for p in cm.params})
+            raise SdInputError(f"sample column {col!r} is not a constant of {cm.path.name}."
+                               + (suggest(str(col), names) or " Constants: "
+                                  + ", ".join(names[:20])))
+        try:
+            values = samples[col].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise SdInputError(f"sample column {col!r} must hold numbers.") from None
+        for c in columns[key]:
+            P[:, c] = values
+    return np.ascontiguousarray(P)
+
+
+def _time_values(cm: CompiledModel, time) -> list:
+    fixed = {}
+    for key, value in (time or {}).items():
+        k = key.lower().replace(" ", "_")
+        if k not in _TIME_KEYS:
+            raise SdInputError(f"time setting {key!r} is not one of {', '.join(_TIME_KEYS)}."
+                               + suggest(k, _TIME_KEYS))
+        fixed[_TIME_KEYS.index(k)] = float(value)
+    return eval_controls(cm, fixed)
+
+
+def _tables(cm: CompiledModel, lookups):
+    tables = [(xs, ys) for xs, ys, _ in cm.tables]
+    owners = {}
+    for i, (_, _, owner) in enumerate(cm.tables):
+        owners.setdefault(canon(owner), []).append(i)
+    for name, pair in (lookups or {}).items():
+        ids = owners.get(canon(name))
+        if ids is None:
+            raise SdInputError(f"{name!r} is not a lookup table of {cm.path.name}."
+                               + suggest(name, sorted({t[2] for t in cm.tables})))
+        xs, ys = (np.asarray(v, dtype=float) for v in pair)
+        if xs.shape != ys.shape or xs.ndim != 1 or len(xs) < 1:
+            raise SdInputError(f"lookup {name!r}: xs and ys must be 1-D of equal length.")
+        order = np.argsort(xs, kind="stable")
+        for i in ids:
+            tables[i] = (xs[order], ys[order])
+    LN = np.array([len(x) for x, _ in tables], dtype=np.int64)
+    LO = np.concatenate([[0], np.cumsum(LN)[:-1]]).astype(np.int64) if tables else \
+        np.zeros(0, np.int64)
+    LX = np.concatenate([x for x, _ in tables]) if tables else np.zeros(1)
+    LY = np.concatenate([y for _, y in tables]) if tables else np.zeros(1)
+    return LX, LY, LO, LN
+
+
+def _rows(saved, labels, times) -> np.ndarray:
+    if times is None:
+        mask = saved
+    else:
+        mask = np.zeros(len(labels), dtype=bool)
+        for t in np.atleast_1d(np.asarray(times, dtype=float)):
+            hit = np.flatnonzero(np.isclose(labels, t, rtol=0, atol=1e-9 * max(1, abs(t))))
+            if not len(hit):
+                near = labels[np.argmin(np.abs(labels - t))]
+                raise SdInputError(f"time {t} is not an integration time of the model; "
+                                   f"nearest is {near}.")
+            mask[hit[0]] = True
+    rows = np.full(len(labels), -1, dtype=np.int64)
+    rows[mask] = np.arange(int(mask.sum()))
+    return rows
+
+
+def _outputs(cm: CompiledModel, variables):
+    if variables is None:
+        return list(cm.outputs)
+    by = {canon(o[0]): o for o in cm.outputs}
+    keep = []
+    for v in variables:
+        o = by.get(canon(v))
+        if o is None:
+            raise SdInputError(f"{v!r} is not a variable of {cm.path.name}."
+                               + suggest(v, [o[0] for o in cm.outputs]))
+        keep.append(o)
+    return keep
+
+
+def _dataset(out, keep, labels, samples) -> xr.Dataset:
+    data = {}
+    col = 0
+    for name, dims, coords, _, size in keep:
+        block = out[:, :, col:col + size]
+        col += size
+        if dims:
+            shape = out.shape[:2] + tuple(len(c) for c in coords)
+            data[name] = (("run", "time") + tuple(dims), block.reshape(shape))
+        else:
+            data[name] = (("run", "time"), block[:, :, 0])
+    coords = {"run": samples.index.to_numpy(), "time": labels}
+    for keep_dims in keep:
+        for d, c in zip(keep_dims[1], keep_dims[2]):
+            coords[d] = list(c)
+    for col in samples.columns:
+        coords[str(col)] = ("run", samples[col].to_numpy())
+    return xr.Dataset(data, coords=coords)

@@ -1,0 +1,241 @@
+"""From PySD's abstract model to a flat, scalar view of a Vensim model.
+
+PySD's translator (``VensimFile(path).parse().get_abstract_model()``) gives
+elements whose components carry an AST and the subscripts they define. The
+engine flattens every subscripted variable into one scalar *slot* per element
+combination, so the code generator only ever deals with scalars: this makes
+1-D (and simple N-D) subscripts cost nothing at run time and keeps the
+generated loop free of array temporaries.
+
+Nothing here evaluates the model; it only resolves names, dimensions and
+which component defines each slot. Anything it cannot map exactly the way
+PySD does raises :class:`UnsupportedModel` naming the construct and variable.
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class UnsupportedModel(Exception):
+    """The fast engine cannot run this model; callers fall back to PySD.
+
+    The message names the Vensim construct and the variable that uses it.
+    """
+
+
+#: Vensim control variables, by the clean name PySD uses in ASTs.
+CONTROL = {"initial_time": 0, "final_time": 1, "time_step": 2, "saveper": 3}
+CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
+
+
+def clean(name: str) -> str:
+    """PySD's case/space-insensitive key for a Vensim name (ASTs use it)."""
+    return name.lower().replace(" ", "_")
+
+
+def canon(name: str) -> str:
+    """Looser key for user input: case, repeated blanks and ``_`` ignored."""
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+@dataclass
+class Var:
+    """One Vensim element, flattened.
+
+    ``flat`` holds, per slot (row-major over ``dims``), the component that
+    defines it and the binding of subscript names to element names.
+    """
+
+    name: str
+    kind: str                      # aux | lookup | control
+    dims: tuple = ()
+    coords: tuple = ()             # tuple of element-name lists, per dim
+    flat: list = field(default_factory=list)   # [(component, binding)]
+    literal: bool = False          # every component is a number/array
+
+    @property
+    def size(self) -> int:
+        return int(np.prod([len(c) for c in self.coords])) if self.coords else 1
+
+    def labels(self) -> list:
+        """Element tuples in slot order."""
+        return list(itertools.product(*self.coords)) if self.coords else [()]
+
+
+class ModelIR:
+    """Variables, subscript ranges and lookups of one model's main section."""
+
+    def __init__(self, path: str | Path):
+        from pysd.translators.vensim.vensim_file import VensimFile
+
+        self.path = Path(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            vf = VensimFile(self.path)
+            vf.parse()
+            am = vf.get_abstract_model()
+        if len(am.sections) != 1:
+            macros = [s.name for s in am.sections if s.type != "main"]
+            raise UnsupportedModel(f"macros ({', '.join(macros)}) are not supported")
+        section = am.sections[0]
+        self.ranges: dict[str, list] = {}
+        self._read_ranges(section.subscripts)
+        self.element_of: dict[str, str] = {}   # element name -> a range holding it
+        for rname, elems in self.ranges.items():
+            for e in elems:
+                self.element_of.setdefault(e, rname)
+        self.vars: dict[str, Var] = {}          # by clean name
+        for el in section.elements:
+            self._add_element(el)
+
+    # -- subscript ranges ------------------------------------------------
+    def _read_ranges(self, subs) -> None:
+        pending = list(subs)
+        for _ in range(len(pending) + 1):
+            rest = []
+            for r in pending:
+                if r.mapping:
+                    raise UnsupportedModel(f"subscript mapping of range {r.name!r}")
+                if isinstance(r.subscripts, list):
+                    self.ranges[r.name] = list(r.subscripts)
+                elif isinstance(r.subscripts, str) and r.subscripts in self.ranges:
+                    self.ranges[r.name] = list(self.ranges[r.subscripts])
+                elif isinstance(r.subscripts, str):
+                    rest.append(r)
+                else:
+                    raise UnsupportedModel(f"subscript range {r.name!r} defined by "
+                                           f"{type(r.subscripts).__name__}")
+            if not rest:
+                return
+            pending = rest
+        raise UnsupportedModel(f"subscript range {pending[0].name!r} copies an unknown range")
+
+    def elements(self, sub: str) -> list:
+        """Elements named by a subscript in a definition: range or element."""
+        if sub in self.ranges:
+            return self.ranges[sub]
+        if sub in self.element_of:
+            return [sub]
+        raise UnsupportedModel(f"unknown subscript {sub!r}")
+
+    # -- elements --------------------------------------------------------
+    def _add_element(self, el) -> None:
+        from pysd.translators.structures.abstract_model import (
+            AbstractControlElement, AbstractData, AbstractLookup)
+
+        comps = el.components
+        if any(isinstance(c, AbstractData) for c in comps):
+            raise UnsupportedModel(f"data variable (GET DATA / :=) in {el.name!r}")
+        if isinstance(el, AbstractControlElement):
+            kind = "control"
+        elif all(isinstance(c, AbstractLookup) for c in comps):
+            kind = "lookup"
+        elif any(isinstance(c, AbstractLookup) for c in comps):
+            raise UnsupportedModel(f"mixed lookup/expression definitions of {el.name!r}")
+        else:
+            kind = "aux"
+        var = Var(el.name, kind)
+        var.literal = all(_is_literal(c.ast) for c in comps)
+        self._set_dims(var, comps)
+        self.vars[clean(el.name)] = var
+
+    def _set_dims(self, var: Var, comps) -> None:
+        ndim = {len(c.subscripts[0]) for c in comps}
+        if len(ndim) != 1:
+            raise UnsupportedModel(f"components of {var.name!r} differ in dimension count")
+        n = ndim.pop()
+        dims = []
+        for i in range(n):
+            used = [c.subscripts[0][i] for c in comps]
+            union = []
+            for s in used:
+                for e in self.elements(s):
+                    if e not in union:
+                        union.append(e)
+            dims.append(self._range_for(used, union, var.name))
+        var.dims = tuple(dims)
+        var.coords = tuple(self.ranges[d] for d in dims)
+        index = {lab: k for k, lab in enumerate(var.labels())}
+        var.flat = [None] * len(index)
+        for comp in comps:
+            subs, excepts = comp.subscripts
+            lists = [self.elements(s) for s in subs]
+            skip = set()
+            for exc in excepts:
+                skip.update(itertools.product(*[self.elements(s) for s in exc]))
+            for pos, combo in enumerate(itertools.product(*lists)):
+                if combo in skip:
+                    continue
+                binding = {}
+                for s, d, e in zip(subs, var.dims, combo):
+                    binding[d] = e
+                    if s in self.ranges:
+                        binding[s] = e
+                local = tuple(lst.index(e) for lst, e in zip(lists, combo))
+                k = index[combo]
+                if var.flat[k] is not None:
+                    raise UnsupportedModel(f"{var.name!r}{list(combo)} is defined twice")
+                var.flat[k] = (comp, binding, local)
+        missing = [lab for lab, f in zip(var.labels(), var.flat) if f is None]
+        if missing:
+            raise UnsupportedModel(f"{var.name!r} is not defined for {list(missing[0])}")
+
+    def _range_for(self, used, union, name) -> str:
+        """The dimension PySD gives a variable position: the range whose
+        elements are exactly (preferably) or minimally a superset of the union."""
+        cands = [r for r in self.ranges if set(union) <= set(self.ranges[r])]
+        if not cands:
+            raise UnsupportedModel(f"no subscript range holds {union} in {name!r}")
+        exact = [r for r in cands if len(self.ranges[r]) == len(union)]
+        pool = exact or cands
+        preferred = [r for r in pool if r in used]
+        if preferred:
+            best = preferred[0]
+        else:
+            best = min(pool, key=lambda r: (len(self.ranges[r]), list(self.ranges).index(r)))
+        # keep the order of the chosen range (PySD outputs in range order)
+        return best
+
+    # -- references ------------------------------------------------------
+    def resolve(self, var: Var, subs, binding: dict, where: str) -> int:
+        """Slot index of ``var[subs]`` evaluated under ``binding``."""
+        if subs is None:
+            subs = list(var.dims)
+        if len(subs) != len(var.dims):
+            raise UnsupportedModel(f"reference to {var.name!r} with {len(subs)} subscripts "
+                                   f"in {where!r}")
+        idx = 0
+        for sub, dim, coords in zip(subs, var.dims, var.coords):
+            e = self._bind(sub, binding, where)
+            if e not in coords:
+                raise UnsupportedModel(f"subscript mapping {sub!r}->{dim!r} in {where!r}")
+            idx = idx * len(coords) + coords.index(e)
+        return idx
+
+    def _bind(self, sub: str, binding: dict, where: str) -> str:
+        if sub in binding:
+            return binding[sub]
+        if sub.endswith("!"):
+            raise UnsupportedModel(f"vector operation over {sub!r} outside SUM/PROD/VMIN/VMAX "
+                                   f"in {where!r}")
+        if sub in self.ranges:
+            elems = set(self.ranges[sub])
+            hits = {e for k, e in binding.items()
+                    if k in self.ranges and e in elems
+                    and (set(self.ranges[k]) <= elems or elems <= set(self.ranges[k]))}
+            if len(hits) == 1:
+                return hits.pop()
+            raise UnsupportedModel(f"subscript {sub!r} cannot be matched (subscript "
+                                   f"updimensioning or mapping) in {where!r}")
+        if sub in self.element_of:
+            return sub
+        raise UnsupportedModel(f"unknown subscript {sub!r} in {where!r}")
+
+
+def _is_literal(ast) -> bool:
+    return isinstance(ast, (int, float, np.ndarray, np.number)) and not isinstance(ast, bool)

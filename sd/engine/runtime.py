@@ -1,0 +1,203 @@
+"""Run-time helpers called by the generated code, and PySD's time grid.
+
+Every helper copies the formula of its counterpart in
+``pysd.py_backend.functions`` / ``lookups`` (same operations in the same
+order), so the engine rounds like PySD. Two flavours exist: scalar
+functions, compiled with numba when it is importable (one run at a time),
+and numpy functions over the run axis (the fallback back end).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SMALL_VENSIM = 1e-6   # pysd.py_backend.functions.SMALL_VENSIM
+RPREC = 1e-5          # pysd.py_backend.components.Time.rprec
+
+
+# -- PySD's time grid ---------------------------------------------------------
+def time_grid(t0: float, tf: float, dt: float, saveper: float):
+    """Integration times and which of them PySD saves, as PySD computes them.
+
+    PySD advances ``time += time_step`` while ``time + time_step*1e-5 <
+    final_time`` and saves a time when ``(time - initial_time) % saveper`` is
+    within ``time_step*1e-5`` of 0 or of ``saveper``; a SAVEPER that is not a
+    multiple of TIME STEP therefore saves only the steps that fall on it.
+    The saved times are reported rounded as ``Time.round`` does.
+
+    Returns
+    -------
+    (times, saved, labels) : ndarray, bool ndarray, ndarray
+    """
+    if not dt > 0:
+        raise ValueError(f"TIME STEP must be positive, got {dt}")
+    times = []
+    t = t0
+    prec = dt * RPREC
+    while t + prec < tf:
+        times.append(t)
+        t = t + dt
+    times.append(t)
+    times = np.array(times, dtype=float)
+    saved = np.zeros(len(times), dtype=bool)
+    for i, t in enumerate(times):
+        delay = t - t0
+        saved[i] = delay % saveper < prec or -delay % saveper < prec
+    labels = np.round(times, -int(np.log10(prec)))
+    return times, saved, labels
+
+
+# -- scalar helpers (numba-compiled when available) --------------------------
+def _min(a, b):
+    # np.minimum: NaN propagates
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a <= b else b
+
+
+def _max(a, b):
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a >= b else b
+
+
+def _pow(a, b):
+    return a ** b
+
+
+def _log(x, b):
+    return np.log(x) / np.log(b)
+
+
+def _integer(x):
+    return float(math.trunc(x))
+
+
+def _quantum(a, b):
+    if b < SMALL_VENSIM:
+        return a
+    return b * float(math.trunc(a / b))
+
+
+def _modulo(x, m):
+    return x - _quantum(x, m)
+
+
+def _xidz(a, b, x):
+    if abs(b) < SMALL_VENSIM:
+        return x
+    return a / b
+
+
+def _zidz(a, b):
+    if abs(b) < SMALL_VENSIM:
+        return 0.0
+    return a / b
+
+
+def _step(t, dt, value, tstep):
+    return value * (1.0 if t + dt / 2 > tstep else 0.0)
+
+
+def _ramp(t, dt, slope, start, finish):
+    final = _min(finish, t)
+    return (1.0 if t + SMALL_VENSIM > start else 0.0) * slope * (final - start)
+
+
+def _pulse(t, dt, start, width):
+    return 1.0 if start - SMALL_VENSIM <= t < start + width else 0.0
+
+
+def _pulse_train(t, dt, start, repeat, width, end):
+    if repeat == 0:
+        return 1.0 if start - SMALL_VENSIM <= t < start + width else 0.0
+    if start <= t and t < end:
+        return 1.0 if (t - start + SMALL_VENSIM) % repeat < width else 0.0
+    return 0.0
+
+
+def _lookup(LX, LY, off, n, x):
+    # xarray's interp (np.interp) with PySD's hold-at-the-ends extrapolation
+    if x <= LX[off]:
+        return LY[off]
+    last = off + n - 1
+    if x >= LX[last]:
+        return LY[last]
+    lo, hi = off, last
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if LX[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    if LX[lo] == x:
+        return LY[lo]
+    slope = (LY[hi] - LY[lo]) / (LX[hi] - LX[lo])
+    return slope * (x - LX[lo]) + LY[lo]
+
+
+SCALAR = ("_min", "_max", "_pow", "_log", "_integer", "_quantum", "_modulo", "_xidz",
+          "_zidz", "_step", "_ramp", "_pulse", "_pulse_train", "_lookup")
+
+
+def numba_helpers() -> dict:
+    """The scalar helpers compiled with numba (cached on disk)."""
+    import numba
+
+    g = globals()
+    out = {}
+    for name in SCALAR:
+        out[name] = numba.njit(cache=True)(g[name])
+    return out
+
+
+# -- numpy helpers (run axis) ------------------------------------------------
+def _np_quantum(a, b):
+    with np.errstate(all="ignore"):
+        return np.where(b < SMALL_VENSIM, a, b * np.trunc(a / b))
+
+
+def _np_xidz(a, b, x):
+    with np.errstate(all="ignore"):
+        return np.where(np.abs(b) < SMALL_VENSIM, x, a / b)
+
+
+def _np_lookup(LX, LY, off, n, x):
+    return np.interp(x, LX[off:off + n], LY[off:off + n])
+
+
+def _np_pulse_train(t, dt, start, repeat, width, end):
+    on = np.where(np.asarray(repeat) == 0,
+                  (start - SMALL_VENSIM <= t) & (t < start + width),
+                  (start <= t) & (t < end) & (np.mod(t - start + SMALL_VENSIM,
+                                                     np.where(repeat == 0, 1.0, repeat)) < width))
+    return 1.0 * on
+
+
+NUMPY = {
+    "_min": np.minimum, "_max": np.maximum, "_pow": np.power,
+    "_log": lambda x, b: np.log(x) / np.log(b),
+    "_integer": np.trunc, "_quantum": _np_quantum,
+    "_modulo": lambda x, m: x - _np_quantum(x, m),
+    "_xidz": _np_xidz, "_zidz": lambda a, b: _np_xidz(a, b, 0.0),
+    "_step": lambda t, dt, v, ts: v * (1.0 * (t + dt / 2 > ts)),
+    "_ramp": lambda t, dt, s, a, f: (1.0 * (t + SMALL_VENSIM > a)) * s * (np.minimum(f, t) - a),
+    "_pulse": lambda t, dt, a, w: 1.0 * ((a - SMALL_VENSIM <= t) & (t < a + w)),
+    "_pulse_train": _np_pulse_train, "_lookup": _np_lookup,
+}
+
+
+def uniform_int(values, what: str) -> int:
+    """A structural integer (delay order, pipeline length) must be the same in
+    every run of a vectorised batch; the numba back end has no such limit."""
+    arr = np.unique(np.asarray(values, dtype=float))
+    if len(arr) != 1:
+        from .model_ir import UnsupportedModel
+
+        raise UnsupportedModel(f"{what} differs between runs (numpy back end)")
+    return int(arr[0])
