@@ -410,21 +410,29 @@ def sensitivity(spec_path: str | Path, out: str | Path | None = None, *,
         spec = replace(spec, n=_int(samples, "--samples", 1))
     base = base_scenario(spec, model)
     out = Path(out) if out else Path("results") / f"sensitivity-{spec.path.stem}"
-    out.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".sd-sensitivity-", dir=out))
+    # Connect first: an unreachable scheduler must not leave even an empty folder.
+    with dask_client(dask) as client:
+        out.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".sd-sensitivity-", dir=out))
+        return _analyse(spec, model, base, client, out, scratch, dask, progress, started)
+
+
+def _analyse(spec, model, base, client, out, scratch, dask, progress, started):
+    """Run the three designs into ``scratch``, then move the files into ``out``."""
+    import time as _time
+
+    from .sensitivity_report import write_outputs
+
     try:
-        with dask_client(dask) as client:
-            runs = _Runner(spec, model, base, client, progress)
-            design, table = runs.ensemble(scratch / "ensemble.nc")
-            sobol = sobol_indices(spec, runs.metrics(sobol_design(spec), "sobol")) \
-                if spec.sobol_n else None
-            x_morris = morris_design(spec) if spec.morris_trajectories else None
-            morris = morris_indices(spec, x_morris, runs.metrics(x_morris, "morris")) \
-                if x_morris is not None else None
+        runs = _Runner(spec, model, base, client, progress)
+        design, table = runs.ensemble(scratch / "ensemble.nc")
+        sobol = sobol_indices(spec, runs.metrics(sobol_design(spec), "sobol")) \
+            if spec.sobol_n else None
+        x_morris = morris_design(spec) if spec.morris_trajectories else None
+        morris = morris_indices(spec, x_morris, runs.metrics(x_morris, "morris")) \
+            if x_morris is not None else None
         result = SensitivityResult(spec, out, design, table, sobol, morris,
                                    seconds=_time.perf_counter() - started)
-        from .sensitivity_report import write_outputs
-
         names = write_outputs(result, model, base, scratch, dask=dask)
         for name in names:
             (scratch / name).replace(out / name)
