@@ -260,7 +260,7 @@ def cmd_compare(args) -> int:
 
     result = compare(args.model, args.scenarios, variables=args.plot, out=args.out,
                      engine=args.engine)
-    print(result.table.to_string(float_format=lambda v: f"{v:.4g}"))
+    print(result.table.T.to_string(float_format=lambda v: f"{v:.4g}"))
     for path in result.files:
         print(f"  wrote {path}")
     return 0

@@ -125,7 +125,7 @@ def report_markdown(result, base, record: dict, files: list[str]) -> str:
                   f"SALib Sobol design, base N = {spec.sobol_n}, {spec.sobol_runs()} runs "
                   f"({'with' if spec.sobol_second_order else 'without'} second order). "
                   "S1: share of the metric's variance due to the parameter alone; ST: including "
-                  "its interactions. ± is the 95 % bootstrap interval; with small N the "
+                  "its interactions. *_conf: half-width of the 95 % bootstrap interval; with small N the "
                   "intervals are wide and small negative values are noise.", "",
                   _table(result.sobol, ["S1", "S1_conf", "ST", "ST_conf"])]
     if result.morris is not None:
