@@ -158,11 +158,11 @@ def test_juarez_kiln_parameters_recovered(tmp_path, juarez_path):
 def test_mcmc_posterior_covers_truth(synthetic):
     pytest.importorskip("emcee")
     spec = write_spec(synthetic).read_text().replace(
-        "[confidence]\n", "[confidence]\nmcmc_steps = 40\nmcmc_walkers = 8\n")
+        "[confidence]\n", "[confidence]\nmcmc_steps = 20\nmcmc_walkers = 6\n")
     (synthetic / "mcmc.toml").write_text(spec)
     fit = calibration.calibrate(synthetic / "mcmc.toml", progress=False)
     sample = fit.uncertainty.mcmc
-    assert sample.shape == (8 * 20, 2)
+    assert sample.shape == (6 * 10, 2)
     # Loose: a short chain; the truth only has to lie inside the sampled range.
     for i, truth in enumerate(TRUTH.values()):
         assert sample[:, i].min() - 0.5 <= truth <= sample[:, i].max() + 0.5

