@@ -26,14 +26,15 @@ class BatchResult:
     those rows of ``series`` are NaN and must never be used as a fit.
     """
 
-    def __init__(self, times, series, failed):
+    def __init__(self, times, series, failed, engine="pysd"):
+        self.engine = engine
         self.times = np.asarray(times, dtype=float)
         self.series = series
         self.failed = failed
 
 
 def simulate_batch(model: Model, rows: Sequence[Mapping[str, float]],
-                   variables: Sequence[str]) -> BatchResult:
+                   variables: Sequence[str], engine: str = "auto") -> BatchResult:
     """Simulate every constant set in ``rows`` and keep ``variables``.
 
     Parameters
@@ -43,46 +44,73 @@ def simulate_batch(model: Model, rows: Sequence[Mapping[str, float]],
         Vensim constant name -> value, one mapping per run (validated names).
     variables : sequence of str
         Vensim names of the variables to return.
+    engine : {"auto", "fast", "pysd"}
+        ``auto``: the fast engine where it supports the model, else PySD.
 
     Returns
     -------
     BatchResult
+        ``engine`` says which engine ran the batch.
     """
-    fast = _fast_engine()
-    if fast is not None:
-        try:
-            return _run_fast(fast, model, rows, variables)
-        except Exception as exc:  # noqa: BLE001 - fall back, but say so once
-            warnings.warn(f"fast engine failed on {model.path.name} ({exc}); using PySD",
-                          stacklevel=2)
-            _DISABLED.add(model.sha256)
+    if engine != "pysd" and model.sha256 not in _DISABLED:
+        fast = _fast_engine()
+        if fast is not None:
+            try:
+                return _run_fast(fast, model, rows, variables)
+            except Exception as exc:  # noqa: BLE001 - fall back, but say so once
+                if engine == "fast":
+                    raise SdRuntimeError(f"the fast engine cannot run {model.path.name}: "
+                                         f"{exc}") from exc
+                warnings.warn(f"fast engine failed on {model.path.name} ({exc}); using PySD",
+                              stacklevel=2)
+                _DISABLED.add(model.sha256)
     return _run_pysd(model, rows, variables)
 
 
+#: Models the fast engine refused in this process (so it is not retried per batch).
 _DISABLED: set[str] = set()
 
 
 def _fast_engine():
+    """``sd.ensemble.run_many`` if present, else the compiled engine, else None."""
     try:
         from .ensemble import run_many
+        return run_many
+    except ImportError:
+        pass
+    try:
+        from .engine import run_fast
     except ImportError:
         return None
+
+    def run_many(model, frame, variables):
+        return run_fast(model, frame, variables=variables)
     return run_many
 
 
 def _run_fast(run_many, model, rows, variables) -> BatchResult:
-    if model.sha256 in _DISABLED:
-        raise RuntimeError("disabled after an earlier failure")
-    frame = pd.DataFrame([dict(r) for r in rows])
-    ds = run_many(model, frame, variables=list(variables))
-    times = np.asarray(ds["time"].values, dtype=float)
-    series = {v: np.asarray(ds[v].transpose("run", "time").to_numpy(), dtype=float)
-              for v in variables}
+    # A frame needs one value per column in every row: run each set of keys
+    # as its own frame (counterfactuals override different constants).
+    groups: dict[tuple, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(tuple(sorted(row)), []).append(i)
+    times, series = None, {}
+    for keys, idx in groups.items():
+        frame = pd.DataFrame([[rows[i][k] for k in keys] for i in idx], columns=list(keys)) \
+            if keys else None
+        ds = run_many(model, frame if frame is not None else pd.DataFrame(index=range(len(idx))),
+                      variables=list(variables))
+        times = np.asarray(ds["time"].values, dtype=float)
+        for v in variables:
+            arr = series.setdefault(v, np.full((len(rows), len(times)), np.nan))
+            arr[idx] = np.asarray(ds[v].transpose("run", "time").values, dtype=float)
     failed = {}
     for v, arr in series.items():
         for i in np.flatnonzero(~np.isfinite(arr).all(axis=1)):
-            failed.setdefault(int(i), f"{v!r} is not finite")
-    return BatchResult(times, series, failed)
+            j = int(np.argmax(~np.isfinite(arr[i])))
+            failed.setdefault(int(i), f"{v!r} is {arr[i, j]} at time {times[j]:g} "
+                                      f"(fast engine)")
+    return BatchResult(times, series, failed, engine="fast")
 
 
 def _run_pysd(model, rows, variables) -> BatchResult:

@@ -69,6 +69,7 @@ class Spec:
     mcmc_steps: int = 0
     mcmc_walkers: int = 0
     explain: Mapping = field(default_factory=dict)
+    engine: str = "auto"
     sha256: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -104,7 +105,7 @@ def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SdInputError(f"{path}: not valid TOML ({exc}).") from exc
-    known = {"model", "data", "data_file", "parameters", "seed", "optimizer", "fixed",
+    known = {"model", "data", "data_file", "parameters", "seed", "engine", "optimizer", "fixed",
              "confidence", "explain", "description"}
     for key in raw:
         if key not in known:
@@ -138,7 +139,10 @@ def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
         raise SdInputError(f"{path}: [optimizer] method {method!r} is not one of "
                            f"{', '.join(METHODS)}." + suggest(method, METHODS))
     num = _Numbers(path)
-    return Spec(path=path.resolve(), model=model, data=data_path, targets=targets,
+    engine = str(raw.get("engine", "auto"))
+    if engine not in ("auto", "fast", "pysd"):
+        raise SdInputError(f"{path}: engine = {engine!r}; use auto, fast or pysd.")
+    return Spec(engine=engine, path=path.resolve(), model=model, data=data_path, targets=targets,
                 parameters=parameters, method=method,
                 seed=num.int(raw.get("seed", opt.get("seed", 0)), "seed"),
                 starts=num.int(opt.get("starts", 4), "[optimizer] starts", 1),
@@ -264,6 +268,7 @@ class Objective:
         self.nfev = 0
         self.best_u, self.best_payoff = None, np.inf
         self.failures: list[dict] = []
+        self.engines: set[str] = set()
 
     def to_x(self, U) -> np.ndarray:
         U = np.atleast_2d(np.clip(U, 0.0, 1.0))
@@ -273,7 +278,8 @@ class Objective:
         """Run the unit-coordinate vectors ``U`` (n, p); a BatchResult."""
         X = self.to_x(U)
         rows = [{**self.spec.fixed, **dict(zip(self.spec.names, x))} for x in X]
-        batch = simulate_batch(self.model, rows, self.variables)
+        batch = simulate_batch(self.model, rows, self.variables, self.spec.engine)
+        self.engines.add(batch.engine)
         self.nfev += len(rows)
         if self.progress is not None:
             self.progress(len(rows))
@@ -376,7 +382,8 @@ def _result(objective: Objective, run, values, unc, why) -> FitResult:
     targets = tuple({"target": t, "simulated": float(sim[0, j]), "residual": float(res[0, j]),
                      "satisfied": bool(ok[j])} for j, t in enumerate(spec.targets))
     record = provenance.record(objective.model, sha256=dict(spec.sha256), seed=spec.seed,
-                               method=spec.method, spec=str(spec.path), data=str(spec.data))
+                               method=spec.method, spec=str(spec.path), data=str(spec.data),
+                               engine=sorted(objective.engines))
     return FitResult(spec=spec, values={k: float(v) for k, v in values.items()},
                      payoff=float((res[0] ** 2).sum()), nfev=objective.nfev,
                      success=run.success and not run.interrupted, message=run.message,

@@ -77,7 +77,7 @@ def explain(model, spec, values: dict) -> Explanation | None:
     variable, window, cases = checked
     base = {**spec.fixed, **values}
     rows = [base] + [{**base, **c["constants"]} for c in cases]
-    batch = simulate_batch(model, rows, [variable])
+    batch = simulate_batch(model, rows, [variable], spec.engine)
     if batch.failed:
         raise SdInputError(f"{spec.path}: [explain] run failed: {next(iter(batch.failed.values()))}")
     times, y = batch.times, batch.series[variable]

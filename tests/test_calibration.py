@@ -209,3 +209,16 @@ def test_explanation_names_the_counterfactual_that_removes_the_fall(synthetic):
     removed = {c.name: c.removed for c in why.counterfactuals}
     assert removed["warm_room"] == pytest.approx(1.0, abs=1e-6)
     assert 0 < removed["slow"] < 0.5
+
+
+def test_fast_engine_and_pysd_agree_on_a_batch(teacup):
+    """The objective may run on either engine; they must give the same numbers."""
+    from sd.batch import simulate_batch
+
+    rows = [{"Characteristic Time": 5.0}, {"Characteristic Time": 9.0, "Room Temperature": 60.0}]
+    slow = simulate_batch(teacup, rows, ["Teacup Temperature"], engine="pysd")
+    fast = simulate_batch(teacup, rows, ["Teacup Temperature"], engine="auto")
+    assert slow.engine == "pysd"
+    np.testing.assert_allclose(fast.series["Teacup Temperature"],
+                               slow.series["Teacup Temperature"], rtol=1e-10)
+    np.testing.assert_array_equal(fast.times, slow.times)
