@@ -141,6 +141,8 @@ def _posterior(spec, unc) -> list[str]:
 
 def _targets(result) -> list[str]:
     lines = ["", "## Documented outcomes", "",
+             "Points are met within 2 sigma; ranges and patterns when their residual is 0 "
+             "(residual = distance outside the interval / tolerance).", "",
              "| # | target | simulated | residual | met | source |", "|---|---|---|---|---|---|"]
     for k, t in enumerate(result.targets, start=1):
         tg = t["target"]
