@@ -35,17 +35,51 @@ def run_many(model: Model, samples: pd.DataFrame, *, variables: Sequence[str],
              lookups: Mapping | None = None, time: Mapping | None = None) -> xr.Dataset:
     """Run every row of ``samples``: dims ``run`` (0..n-1) and ``time``.
 
-    Uses the fast vectorised :func:`sd.ensemble.run_many` when it is installed,
-    else a loop of PySD runs (one PySD model per chunk: every run sets the same
-    constants, so nothing one run changes survives into the next).
+    The engine, in order of preference: :func:`sd.ensemble.run_many` when it
+    is installed, the compiled engine :func:`sd.engine.run_fast` (both
+    vectorised over runs), else a loop of PySD runs when the fast engine
+    cannot run the model.
     """
+    fast = _fast_engine()
+    if fast is not None:
+        from .engine import UnsupportedModel
+
+        try:
+            ds = fast(model, samples, variables=list(variables), lookups=dict(lookups or {}),
+                      time=dict(time or {}))
+        except UnsupportedModel:
+            ds = None
+        if ds is not None:
+            return _tidy(ds, model, samples)
+    return _run_many_pysd(model, samples, variables, lookups or {}, time or {})
+
+
+def _fast_engine():
     try:
         from .ensemble import run_many as fast_run_many
+        return fast_run_many
     except ImportError:
-        return _run_many_pysd(model, samples, variables, lookups or {}, time or {})
-    ds = fast_run_many(model, samples, variables=list(variables), lookups=dict(lookups or {}),
-                       time=dict(time or {}))
-    return ds.assign_coords(run=np.arange(len(samples)))
+        pass
+    try:
+        from .engine import run_fast
+    except ImportError:
+        return None
+
+    def fast_run_many(model, samples, *, variables, lookups, time):
+        return run_fast(model, samples, variables, None, lookups or None, time or None)
+    return fast_run_many
+
+
+def _tidy(ds: xr.Dataset, model: Model, samples: pd.DataFrame) -> xr.Dataset:
+    """Keep only ``run``/``time`` coordinates and refuse non-finite results."""
+    ds = ds.reset_coords(drop=True).assign_coords(run=np.arange(len(samples)))
+    for name, da in ds.data_vars.items():
+        bad = ~np.isfinite(da.values)
+        if bad.any():
+            run = int(np.argwhere(bad)[0][0])
+            raise SdRuntimeError(f"{model.path.name}: {name!r} is not finite in run {run} of a "
+                                 f"chunk, with {samples.iloc[run].to_dict()}.")
+    return ds
 
 
 def _run_many_pysd(model, samples, variables, lookups, time) -> xr.Dataset:
