@@ -8,7 +8,8 @@ For N = 10^3, 10^4, ... up to ``--max-n``, runs the Monte Carlo design of
 and prints runs per second and peak resident memory (``ru_maxrss``) of the
 process and of each Dask worker. Each case runs in its own subprocess so that
 one case's peak does not hide the next's. PySD driven by EMA Workbench is
-timed on a small N when ``ema_workbench`` is installed.
+timed on a small N when ``ema_workbench`` is installed, and the plain PySD loop
+(what ``sd`` falls back to for models the fast engine cannot compile) always.
 """
 from __future__ import annotations
 
@@ -36,12 +37,15 @@ def _case(mode: str, n: int, chunk_size: int) -> dict:
     # At least 8 chunks, so both Dask workers have work even for small N.
     spec = replace(spec, n=n, chunk_size=max(1, min(chunk_size, n // 8)))
     base = base_scenario(spec, model)
+    if mode == "pysd":
+        return _pysd_case(spec, model, n)
     with tempfile.TemporaryDirectory() as tmp, dask_client(None if mode == "local" else "local") as client:
         runner = _Runner(spec, model, base, client, progress=False)
         job = runner.job(monte_carlo_design(spec))
+        times = runner._stored_times(job)  # also warms the engine's compiled code
         started = time.perf_counter()
         write_ensemble(job, Path(tmp) / "e.nc", store_variables=spec.variables,
-                       store_times=runner._stored_times(job), parameters=spec.names,
+                       store_times=times, parameters=spec.names,
                        client=client, progress=False)
         seconds = time.perf_counter() - started
         workers = []
@@ -49,6 +53,19 @@ def _case(mode: str, n: int, chunk_size: int) -> dict:
             workers = list(client.run(_maxrss_mb).values())
     return {"mode": mode, "n": n, "seconds": seconds, "runs_per_s": n / seconds,
             "maxrss_mb": _maxrss_mb(), "workers_maxrss_mb": workers}
+
+
+def _pysd_case(spec, model, n: int) -> dict:
+    """The same design through the PySD loop (what sd falls back to)."""
+    from sd.ensemble_store import _run_many_pysd
+    from sd.sensitivity import monte_carlo_design
+
+    samples = monte_carlo_design(spec, n)
+    started = time.perf_counter()
+    _run_many_pysd(model, samples, spec.variables, {}, {})
+    seconds = time.perf_counter() - started
+    return {"mode": "pysd", "n": n, "seconds": seconds, "runs_per_s": n / seconds,
+            "maxrss_mb": _maxrss_mb(), "workers_maxrss_mb": []}
 
 
 def _maxrss_mb() -> float:
@@ -105,6 +122,8 @@ def main(argv=None) -> int:
     parser.add_argument("--chunk-size", type=int, default=2000)
     parser.add_argument("--no-dask", action="store_true")
     parser.add_argument("--ema-n", type=int, default=100)
+    parser.add_argument("--pysd-n", type=int, default=500,
+                        help="runs of the PySD loop for comparison (0 skips)")
     parser.add_argument("--case", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
@@ -117,6 +136,8 @@ def main(argv=None) -> int:
             rows.append(_run_case(mode, n, args.chunk_size))
             print(_table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
         n *= 10
+    if args.pysd_n:
+        rows.append(_run_case("pysd", args.pysd_n, args.chunk_size))
     ema = _ema(args.ema_n)
     print(_table(rows + ([ema] if ema else [])))
     if ema is None:

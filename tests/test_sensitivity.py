@@ -210,3 +210,16 @@ def test_cli_bad_spec_exits_2_and_writes_nothing(tmp_path):
     assert "spec.toml [parameters] 'Room Temprature'" in proc.stderr
     assert "Did you mean 'Room Temperature'" in proc.stderr
     assert not out.exists()
+
+
+def test_pysd_fallback_agrees_with_the_fast_engine():
+    from sd.ensemble_store import _run_many_pysd, run_many
+    from sd.model import load
+
+    model = load(TEACUP)
+    samples = pd.DataFrame({"Characteristic Time": [5.0, 8.0, 12.0]})
+    fast = run_many(model, samples, variables=["Teacup Temperature"])
+    slow = _run_many_pysd(model, samples, ["Teacup Temperature"], {}, {})
+    # Tight: both integrate the same Euler steps in float64.
+    np.testing.assert_allclose(fast["Teacup Temperature"].values,
+                               slow["Teacup Temperature"].values, rtol=1e-12)
