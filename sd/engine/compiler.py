@@ -128,7 +128,8 @@ class Compiler:
                 continue
             ast = comp.ast
             if var.literal:
-                value = _literal(ast, local, where)
+                lens = [len(self.ir.elements(x)) for x in comp.subscripts[0]]
+                value = _literal(ast, local, lens, where)
                 self.params.append((var, slot, value))
                 code = f"K{len(self.params) - 1}"
                 self.nodes[name] = Node(name, code, code, set(), set(), const=True)
@@ -212,6 +213,8 @@ class Compiler:
         ops, args = list(ast.operators), list(ast.arguments)
         if ops == [":NOT:"] and len(args) == 1:
             return f"({self.emit(args[0], ctx)[0]} == 0)", True
+        if all(o in ("=", "<>", "<", ">", "<=", ">=") for o in ops):
+            return self._arith(ast, ctx)
         codes = [f"({self.emit(a, ctx)[0]} != 0)" for a in args]
         out = codes[0]
         for op, c in zip(ops, codes[1:]):
@@ -302,6 +305,7 @@ class Compiler:
             kind = "nn_integ"
         k = len(self.statefuls)
         st = Stateful(k, kind, ctx.where)
+        self.statefuls.append(st)   # reserve k before nested statefuls take theirs
         dyn_deps: set = set()
         init_deps: set = set()
 
@@ -378,7 +382,6 @@ class Compiler:
             out, out_deps = f"s{k}", set()
         st.deps_init = init_deps
         st.deps_dyn = dyn_deps
-        self.statefuls.append(st)
         name = f"o{k}"
         timed = "_timed" in st.args and kind in ("trend", "forecast", "sample_if_true")
         self.nodes[name] = Node(name, out, out, out_deps, out_deps | {f"S{k}"},
@@ -414,23 +417,32 @@ _STATEFUL_KINDS = {
 
 
 def _num(x) -> str:
-    return repr(float(x))
+    x = float(x)
+    if np.isnan(x):
+        return "np.nan"
+    if np.isinf(x):
+        return "np.inf" if x > 0 else "(-np.inf)"
+    return repr(x)
 
 
 def _as_float(code: str, isbool: bool) -> str:
     return f"(1.0 * {code})" if isbool else code
 
 
-def _literal(ast, local, where):
+def _literal(ast, local, lens, where):
+    """Value of one element of a literal constant. PySD's arrays drop the
+    positions fixed to one element and may come flattened (tabbed arrays),
+    so index row-major over the positions that vary."""
     if isinstance(ast, np.ndarray):
-        arr = ast
-        idx = tuple(local)
-        if arr.ndim != len(idx):
-            idx = tuple(i for i, n in zip(local, arr.shape) if n != 1) \
-                if arr.ndim < len(idx) else idx
-            if arr.ndim != len(idx):
-                raise UnsupportedModel(f"array of shape {arr.shape} in {where!r}")
-        return float(arr[idx])
+        vary = [(i, n) for i, n in zip(local, lens) if n > 1]
+        if ast.size == 1:
+            return float(ast.ravel()[0])
+        if ast.size != int(np.prod([n for _, n in vary])):
+            raise UnsupportedModel(f"array of shape {ast.shape} in {where!r}")
+        flat = 0
+        for i, n in vary:
+            flat = flat * n + i
+        return float(ast.ravel()[flat])
     return float(ast)
 
 

@@ -180,9 +180,13 @@ def _outputs(cm: CompiledModel, variables):
 def _dataset(out, keep, labels, samples) -> xr.Dataset:
     data = {}
     col = 0
+    # a sampled constant is reported once, as a coordinate along ``run``
+    sampled = {canon(str(c)) for c in samples.columns}
     for name, dims, coords, _, size in keep:
         block = out[:, :, col:col + size]
         col += size
+        if canon(name) in sampled:
+            continue
         if dims:
             shape = out.shape[:2] + tuple(len(c) for c in coords)
             data[name] = (("run", "time") + tuple(dims), block.reshape(shape))

@@ -158,6 +158,8 @@ class ModelIR:
                     if e not in union:
                         union.append(e)
             dims.append(self._range_for(used, union, var.name))
+        if len(set(dims)) != len(dims):
+            raise UnsupportedModel(f"repeated subscript range {dims} in {var.name!r}")
         var.dims = tuple(dims)
         var.coords = tuple(self.ranges[d] for d in dims)
         index = {lab: k for k, lab in enumerate(var.labels())}

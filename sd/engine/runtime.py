@@ -85,7 +85,10 @@ def _quantum(a, b):
 
 
 def _modulo(x, m):
-    return x - _quantum(x, m)
+    # quantum inlined: numba helpers do not call each other
+    if m < SMALL_VENSIM:
+        return x - x
+    return x - m * float(math.trunc(x / m))
 
 
 def _xidz(a, b, x):
@@ -105,7 +108,7 @@ def _step(t, dt, value, tstep):
 
 
 def _ramp(t, dt, slope, start, finish):
-    final = _min(finish, t)
+    final = finish if finish <= t or finish != finish else t   # np.minimum
     return (1.0 if t + SMALL_VENSIM > start else 0.0) * slope * (final - start)
 
 
