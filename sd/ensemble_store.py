@@ -35,39 +35,18 @@ def run_many(model: Model, samples: pd.DataFrame, *, variables: Sequence[str],
              lookups: Mapping | None = None, time: Mapping | None = None) -> xr.Dataset:
     """Run every row of ``samples``: dims ``run`` (0..n-1) and ``time``.
 
-    The engine, in order of preference: :func:`sd.ensemble.run_many` when it
-    is installed, the compiled engine :func:`sd.engine.run_fast` (both
-    vectorised over runs), else a loop of PySD runs when the fast engine
-    cannot run the model.
+    :func:`sd.ensemble.run_many` picks the engine (compiled where it supports
+    the model, else PySD). Without it, a loop of PySD runs over one PySD model
+    per chunk: every run sets the same constants, so nothing one run changes
+    survives into the next.
     """
-    fast = _fast_engine()
-    if fast is not None:
-        from .engine import UnsupportedModel
-
-        try:
-            ds = fast(model, samples, variables=list(variables), lookups=dict(lookups or {}),
-                      time=dict(time or {}))
-        except UnsupportedModel:
-            ds = None
-        if ds is not None:
-            return _tidy(ds, model, samples)
-    return _run_many_pysd(model, samples, variables, lookups or {}, time or {})
-
-
-def _fast_engine():
     try:
-        from .ensemble import run_many as fast_run_many
-        return fast_run_many
+        from .ensemble import run_many as engine_run_many
     except ImportError:
-        pass
-    try:
-        from .engine import run_fast
-    except ImportError:
-        return None
-
-    def fast_run_many(model, samples, *, variables, lookups, time):
-        return run_fast(model, samples, variables, None, lookups or None, time or None)
-    return fast_run_many
+        return _run_many_pysd(model, samples, variables, lookups or {}, time or {})
+    ds = engine_run_many(model, samples, variables=list(variables),
+                         lookups=dict(lookups or {}) or None, time=dict(time or {}) or None)
+    return _tidy(ds, model, samples)
 
 
 def _tidy(ds: xr.Dataset, model: Model, samples: pd.DataFrame) -> xr.Dataset:
