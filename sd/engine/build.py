@@ -22,6 +22,13 @@ from .compiler import Compiler
 from .model_ir import CONTROL, ModelIR, UnsupportedModel, canon, clean
 
 _HERE = Path(__file__).parent
+#: Above this many nodes + 4 x statefuls the default back end is numpy
+#: (measured: ~500 nodes + 200 delays took 35 s to compile with numba).
+NUMBA_MAX_SIZE = 600
+
+
+def _size(comp) -> int:
+    return len(comp.nodes) + 4 * len(comp.statefuls)
 _MEMO: dict = {}
 
 
@@ -68,21 +75,38 @@ class CompiledModel:
         return out
 
 
+_DIGESTS: dict = {}
+
+
+def _engine_digest() -> str:
+    if "engine" not in _DIGESTS:
+        h = hashlib.sha256()
+        for f in sorted(_HERE.glob("*.py")):
+            h.update(f.read_bytes())
+        import pysd
+
+        h.update(pysd.__version__.encode())
+        try:
+            import numba
+
+            h.update(numba.__version__.encode())
+        except ImportError:
+            pass
+        _DIGESTS["engine"] = h.hexdigest()
+    return _DIGESTS["engine"]
+
+
 def model_digest(path) -> str:
-    h = hashlib.sha256()
-    h.update(cache.file_sha256(path).encode())
-    for f in sorted(_HERE.glob("*.py")):
-        h.update(f.read_bytes())
-    import pysd
-
-    h.update(pysd.__version__.encode())
-    try:
-        import numba
-
-        h.update(numba.__version__.encode())
-    except ImportError:
-        pass
-    return h.hexdigest()
+    """Cache key: model bytes + engine source + PySD/numba versions (memoised
+    per file state, so repeated small batches do not re-hash)."""
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        h.update(cache.file_sha256(path).encode())
+        h.update(_engine_digest().encode())
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def compile_model(path, mode: str | None = None, build: bool = True) -> CompiledModel | None:
@@ -103,13 +127,19 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
         The model uses a construct the engine does not implement.
     """
     path = Path(getattr(path, "path", path))
-    mode = mode or ("numba" if _numba_available() else "numpy")
     digest = model_digest(path)
     key = (digest, mode)
     if key in _MEMO:
         return _MEMO[key]
     ir = ModelIR(path)
-    comp = Compiler(ir, mode)
+    chosen = mode or ("numba" if _numba_available() else "numpy")
+    comp = Compiler(ir, chosen)
+    if mode is None and chosen == "numba" and _size(comp) > NUMBA_MAX_SIZE:
+        # numba's compile time grows faster than linearly with the function
+        # (200 subscripted DELAY3 elements: ~35 s); vectorised numpy over
+        # runs has no compile step and is fine for big subscripted models
+        comp = Compiler(ir, "numpy")
+    mode = comp.mode
     outputs, cols = [], []
     col = 0
     for cname, var in ir.vars.items():
@@ -130,6 +160,7 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
     cm = CompiledModel(path, digest, mode, fn, params,
                        tuple(comp.tables), tuple(outputs), controls, kinds)
     _MEMO[key] = cm
+    _MEMO[(digest, mode)] = cm
     return cm
 
 

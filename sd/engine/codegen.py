@@ -88,9 +88,10 @@ def generate(comp: Compiler, outputs: list) -> str:
         for i in range(len(comp.params)):
             L.append(f"{ind}K{i} = P[:, {i}]")
     L.append(f"{ind}t = times[0]")
+    shared: dict = {}
     for key in init_order:
         if key.startswith("S"):
-            L.extend(ind + line for line in _init_state(sts[int(key[1:])], numba))
+            L.extend(ind + line for line in _init_state(sts[int(key[1:])], numba, shared))
         else:
             L.append(f"{ind}{key} = {nodes[key].init}")
     L.append(f"{ind}for k in range(nt):")
@@ -118,7 +119,7 @@ def _alloc(name, n, numba):
     return f"{name} = np.empty({n})" if numba else f"{name} = np.empty(({n}, N))"
 
 
-def _init_state(st, numba) -> list:
+def _init_state(st, numba, shared) -> list:
     k, a = st.k, st.args
     kind = st.kind
     if kind in ("integ", "nn_integ", "sample_if_true", "initial"):
@@ -133,16 +134,21 @@ def _init_state(st, numba) -> list:
     if kind in ("delay", "delay_n"):
         # PySD casts the order to int, then lowers it while order*dt exceeds
         # the smallest delay time (over all elements of a subscripted delay)
-        mn = st.group[0] if st.group else a["time"]
-        for c in st.group[1:]:
-            mn = f"_min({mn}, {c})"
-        if numba:
-            lines = [f"n{k} = int({st.order})"]
+        lines = []
+        if len(st.group) > 1:
+            # one minimum per subscripted delay, shared by its elements
+            key = tuple(st.group)
+            if key not in shared:
+                mn = st.group[0]
+                for c in st.group[1:]:
+                    mn = f"_min({mn}, {c})"
+                shared[key] = f"gm{k}"
+                lines.append(f"gm{k} = {mn}")
+            mn = shared[key]
         else:
-            lines = [f"n{k} = _uniform_int({st.order}, 'DELAY order')"]
-            mn = f"np.min({mn})"
-        lines += [f"while n{k} * dt > {mn}:", f"    n{k} -= 1",
-                  _alloc(f"s{k}", f"n{k}", numba), f"s{k}[:] = {a['init']} * {a['time']}"]
+            mn = a["time"]
+        lines += [f"n{k} = _delay_order({st.order}, dt, {mn})",
+                 _alloc(f"s{k}", f"n{k}", numba), f"s{k}[:] = {a['init']} * {a['time']}"]
         if kind == "delay_n":
             lines += [_alloc(f"tm{k}", f"n{k}", numba), f"tm{k}[:] = {a['time']}"]
         return lines
@@ -170,25 +176,11 @@ def _update(st, numba) -> list:
     if kind == "initial":
         return []
     if kind in ("smooth", "smooth_n"):
-        return [f"_T = {a['time']}", f"_g = {a['input']}",
-                f"for j in range(n{k}):",
-                f"    _o = s{k}[j]" + ("" if numba else ".copy()"),
-                f"    s{k}[j] = _o + (((_g - _o) * n{k}) / _T) * dt",
-                f"    _g = _o"]
+        return [f"_smooth_step(s{k}, n{k}, {a['input']}, {a['time']}, dt)"]
     if kind == "delay":
-        return [f"_T = {a['time']}", f"_g = {a['input']}",
-                f"for j in range(n{k}):",
-                f"    _o = s{k}[j] / _T",
-                f"    s{k}[j] = s{k}[j] + ((_g - _o) * n{k}) * dt",
-                f"    _g = _o"]
+        return [f"_delay_step(s{k}, n{k}, {a['input']}, {a['time']}, dt)"]
     if kind == "delay_n":
-        return [f"for j in range(n{k} - 1, 0, -1):",
-                f"    tm{k}[j] = tm{k}[j - 1]",
-                f"tm{k}[0] = {a['time']}", f"_g = {a['input']}",
-                f"for j in range(n{k}):",
-                f"    _o = s{k}[j] / tm{k}[j]",
-                f"    s{k}[j] = s{k}[j] + ((_g - _o) * n{k}) * dt",
-                f"    _g = _o"]
+        return [f"_delayn_step(s{k}, tm{k}, n{k}, {a['input']}, {a['time']}, dt)"]
     if kind == "delay_fixed":
         return [f"pipe{k}[p{k}] = {a['input']}", f"p{k} = (p{k} + 1) % L{k}",
                 f"s{k} = pipe{k}[p{k}]" + ("" if numba else ".copy()")]

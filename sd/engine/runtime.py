@@ -144,7 +144,46 @@ def _lookup(LX, LY, off, n, x):
     return slope * (x - LX[lo]) + LY[lo]
 
 
-SCALAR = ("_min", "_max", "_pow", "_log", "_integer", "_quantum", "_modulo", "_xidz",
+# -- stateful updates (keep loops out of the big generated function: numba's
+# compile time grows fast with the number of loops in one function) --------
+def _smooth_step(s, n, g, T, dt):
+    # pysd Smooth.ddt: targets = roll(state); targets[0] = input;
+    # (targets - state) * order / smooth_time; state + ddt * dt
+    for j in range(n):
+        o = s[j]
+        s[j] = o + (((g - o) * n) / T) * dt
+        g = o
+
+
+def _delay_step(s, n, g, T, dt):
+    # pysd Delay.ddt: outflows = state / delay_time; inflows = roll(outflows)
+    for j in range(n):
+        o = s[j] / T
+        s[j] = s[j] + ((g - o) * n) * dt
+        g = o
+
+
+def _delayn_step(s, tm, n, g, T, dt):
+    # pysd DelayN.ddt: times rolled, times[0] = current delay time
+    for j in range(n - 1, 0, -1):
+        tm[j] = tm[j - 1]
+    tm[0] = T
+    for j in range(n):
+        o = s[j] / tm[j]
+        s[j] = s[j] + ((g - o) * n) * dt
+        g = o
+
+
+def _delay_order(order, dt, mindelay):
+    # pysd Delay.initialize: int(order), lowered while order*dt > min(delay)
+    n = int(order)
+    while n * dt > mindelay:
+        n -= 1
+    return n
+
+
+SCALAR = ("_smooth_step", "_delay_step", "_delayn_step", "_delay_order",
+          "_min", "_max", "_pow", "_log", "_integer", "_quantum", "_modulo", "_xidz",
           "_zidz", "_step", "_ramp", "_pulse", "_pulse_train", "_lookup")
 
 
@@ -182,7 +221,31 @@ def _np_pulse_train(t, dt, start, repeat, width, end):
     return 1.0 * on
 
 
+def _np_smooth_step(s, n, g, T, dt):
+    for j in range(n):
+        o = s[j].copy()
+        s[j] = o + (((g - o) * n) / T) * dt
+        g = o
+
+
+def _np_delayn_step(s, tm, n, g, T, dt):
+    for j in range(n - 1, 0, -1):
+        tm[j] = tm[j - 1]
+    tm[0] = T
+    _delay_step_np(s, n, g, tm, dt)
+
+
+def _delay_step_np(s, n, g, tm, dt):
+    for j in range(n):
+        o = s[j] / tm[j]
+        s[j] = s[j] + ((g - o) * n) * dt
+        g = o
+
+
 NUMPY = {
+    "_smooth_step": _np_smooth_step, "_delay_step": _delay_step,
+    "_delayn_step": _np_delayn_step,
+    "_delay_order": lambda o, dt, m: _delay_order(uniform_int(o, "DELAY order"), dt, np.min(m)),
     "_min": np.minimum, "_max": np.maximum, "_pow": np.power,
     "_log": lambda x, b: np.log(x) / np.log(b),
     "_integer": np.trunc, "_quantum": _np_quantum,
