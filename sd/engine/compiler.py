@@ -231,7 +231,26 @@ class Compiler:
             return "t"
         var = self.ir.vars.get(ref)
         if var is None:
-            raise UnsupportedModel(f"reference to unknown {ref!r} in {ctx.where!r}")
+            rng = {clean(r): r for r in self.ir.ranges}.get(ref)
+            if rng is None:
+                elem = {clean(e): e for e in self.ir.element_of}.get(ref)
+                if elem is None:
+                    raise UnsupportedModel(f"reference to unknown {ref!r} in {ctx.where!r}")
+                # an element used as a value: its position in its range
+                sup = [r for r in self.ir.ranges if elem in self.ir.ranges[r]]
+                big = max(len(self.ir.ranges[r]) for r in sup)
+                parent = next(r for r in sup if len(self.ir.ranges[r]) == big)
+                return _num(self.ir.ranges[parent].index(elem) + 1)
+            # a subscript range used as a value is the 1-based position of
+            # the current element (PySD: np.arange(1, len(range) + 1))
+            # of the current element in its parent (largest, first-defined)
+            # range, as PySD numbers subranges and permutations
+            elem = self.ir._bind(rng, ctx.binding, ctx.where)
+            elems = set(self.ir.ranges[rng])
+            sup = [r for r in self.ir.ranges if elems <= set(self.ir.ranges[r])]
+            big = max(len(self.ir.ranges[r]) for r in sup)
+            parent = next(r for r in sup if len(self.ir.ranges[r]) == big)
+            return _num(self.ir.ranges[parent].index(elem) + 1)
         if var.kind == "lookup":
             raise UnsupportedModel(f"lookup {var.name!r} used as a value in {ctx.where!r}")
         subs = ast.subscripts.subscripts if ast.subscripts else None

@@ -67,7 +67,8 @@ def run_fast(path, samples: pd.DataFrame | None = None, variables=None, times=No
         sel[o[3]:o[3] + o[4]] = np.arange(col, col + o[4])
         col += o[4]
     nsave = int((rows >= 0).sum())
-    out = np.full((len(samples), nsave, ncols), np.nan)
+    # every kept (run, time, column) cell is written by the simulation
+    out = np.empty((len(samples), nsave, ncols))
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cm.fn(P, np.asarray(C, dtype=float), LX, LY, LO, LN, grid, rows, sel, out)
