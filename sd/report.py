@@ -95,8 +95,7 @@ def markdown(result) -> str:
         lines.append("- **interrupted**: values are the best fit seen before Ctrl-C; "
                      "no intervals were computed.")
     lines += ["", "## Parameters", "",
-              "95% intervals: payoff rise of 3.84 (chi-square, 1 d.o.f.), each parameter "
-              "profiled with the others at the fit.", "",
+              _interval_kind(unc), "",
               "| parameter | value | bounds | 95% interval |", "|---|---|---|---|"]
     for p in spec.parameters:
         ci = None if unc is None else unc.ci.get(p.name)
@@ -110,6 +109,18 @@ def markdown(result) -> str:
     lines += ["", "## Provenance", "", "```json",
               json.dumps(dict(result.provenance), indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _interval_kind(unc) -> str:
+    """Which kind of 95% interval the table shows (``[confidence] profile``)."""
+    if unc is not None and getattr(unc, "kind", "") == "conditional":
+        return ("95% intervals: conditional profile, payoff rise of 3.84 (chi-square, 1 d.o.f.) "
+                "with the other parameters held at the fit (too narrow when parameters are "
+                "correlated).")
+    runs = "" if unc is None or not getattr(unc, "profile_nfev", None) else \
+        f" ({sum(unc.profile_nfev.values())} runs)"
+    return ("95% intervals: profile likelihood: payoff rise of 3.84 (chi-square, 1 d.o.f.) with "
+            f"the other parameters re-optimised at each point{runs}.")
 
 
 def _correlations(spec, unc) -> list[str]:

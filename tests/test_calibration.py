@@ -222,3 +222,113 @@ def test_fast_engine_and_pysd_agree_on_a_batch(teacup):
     np.testing.assert_allclose(fast.series["Teacup Temperature"],
                                slow.series["Teacup Temperature"], rtol=1e-10)
     np.testing.assert_array_equal(fast.times, slow.times)
+
+
+# -- profile likelihood (sd.confidence) ------------------------------------------
+class _Linear:
+    """A linear Gaussian model ``y = A x + noise`` as an objective (sigma 1).
+
+    Its profile likelihood is exactly quadratic, so the 95 % interval is known
+    in closed form: ``x_i = xhat_i +- sqrt(3.84) * SE_i`` with ``SE_i^2`` the
+    diagonal of ``(A^T A)^-1``; holding the others at the fit instead gives
+    ``+- sqrt(3.84 / (A^T A)_ii)``.
+    """
+
+    def __init__(self, A, y, kind, half_width=10.0):
+        from types import SimpleNamespace
+
+        self.A, self.y, self.nfev = A, y, 0
+        self.xhat = np.linalg.lstsq(A, y, rcond=None)[0]
+        self.se = np.sqrt(np.diag(np.linalg.inv(A.T @ A)))
+        # Bounds at +-10 SE: wide enough that every crossing is interior.
+        self.spec = SimpleNamespace(
+            parameters=tuple(calibration.Parameter(f"x{i}", v - half_width * s,
+                                                   v + half_width * s, v)
+                             for i, (v, s) in enumerate(zip(self.xhat, self.se))),
+            profile_points=13, mcmc_steps=0, profile=kind, path=None)
+
+    def to_x(self, U):
+        U = np.atleast_2d(U)
+        return np.column_stack([p.from_unit(U[:, i]) for i, p in enumerate(self.spec.parameters)])
+
+    def residuals(self, U):
+        self.nfev += len(np.atleast_2d(U))
+        return self.to_x(U) @ self.A.T - self.y
+
+    def payoff(self, U):
+        return (self.residuals(U) ** 2).sum(axis=1)
+
+    def u_best(self):
+        return np.array([p.to_unit(v) for p, v in zip(self.spec.parameters, self.xhat)])
+
+
+def _linear_problem(rho_design=0.9, n=12, seed=3):
+    """Three parameters; the first two enter through nearly collinear columns."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(n)
+    A = np.column_stack([a, rho_design * a + np.sqrt(1 - rho_design ** 2) * rng.standard_normal(n),
+                         rng.standard_normal(n)])
+    return A, A @ np.array([1.0, -2.0, 0.5]) + rng.standard_normal(n)
+
+
+def test_optimised_profile_matches_the_analytic_gaussian_interval():
+    """Tolerance 1e-3 SE: the profile is exactly quadratic and the crossing is
+    interpolated in sqrt(payoff rise), which is exact for a quadratic; what is
+    left is least_squares' stopping tolerance (1e-3 relative) at each point."""
+    from sd import confidence
+
+    A, y = _linear_problem()
+    obj = _Linear(A, y, "optimised")
+    unc = confidence.analyse(obj, obj.u_best())
+    assert unc.kind == "optimised" and not unc.warnings
+    half = np.sqrt(confidence.CHI2_95) * obj.se
+    for i, p in enumerate(obj.spec.parameters):
+        lo, hi = unc.ci[p.name]
+        assert lo == pytest.approx(obj.xhat[i] - half[i], abs=1e-3 * obj.se[i]), p.name
+        assert hi == pytest.approx(obj.xhat[i] + half[i], abs=1e-3 * obj.se[i]), p.name
+        assert 0 < unc.profile_nfev[p.name] < 300      # warm starts: a few runs a point
+    # The conditional interval has its own closed form, narrower for x0 and x1.
+    cond = confidence.analyse(_Linear(A, y, "conditional"), obj.u_best())
+    half_c = np.sqrt(confidence.CHI2_95 / np.diag(A.T @ A))
+    for i, p in enumerate(obj.spec.parameters):
+        lo, hi = cond.ci[p.name]
+        assert hi - lo == pytest.approx(2 * half_c[i], rel=1e-6)
+    assert cond.kind == "conditional"
+
+
+def test_optimised_profile_is_wider_than_conditional_for_a_correlated_pair(teacup, tmp_path):
+    """Room Temperature and Characteristic Time seen only early in the cooling
+    (t = 2, 5, 10): a warmer room trades off against a faster cooling, so the
+    conditional interval (the other held at the fit) is too narrow."""
+    ds = run(teacup, Scenario(constants=TRUTH), variables=["Teacup Temperature"])
+    rows = ["variable,time,value,sigma"] + [
+        f"Teacup Temperature,{t},{float(ds['Teacup Temperature'].sel(time=t)):.10g},1"
+        for t in (2, 5, 10)]
+    (tmp_path / "obs.csv").write_text("\n".join(rows) + "\n")
+    text = write_spec(tmp_path).read_text()
+    (tmp_path / "cond.toml").write_text(
+        text.replace("[confidence]\n", '[confidence]\nprofile = "conditional"\n'))
+    fits = {k: calibration.calibrate(tmp_path / f, progress=False)
+            for k, f in (("optimised", "spec_least_squares.toml"), ("conditional", "cond.toml"))}
+    opt, cond = fits["optimised"].uncertainty, fits["conditional"].uncertainty
+    assert (opt.kind, cond.kind) == ("optimised", "conditional")
+    r = opt.correlations[0, 1]
+    assert abs(r) > 0.8, r
+    for name in TRUTH:
+        (lo_o, hi_o), (lo_c, hi_c) = opt.ci[name], cond.ci[name]
+        assert lo_o <= lo_c + 1e-9 and hi_o >= hi_c - 1e-9, name      # never narrower
+        assert hi_o - lo_o > 1.5 * (hi_c - lo_c), name                 # strictly wider
+        assert lo_o <= TRUTH[name] <= hi_o
+    from sd import report
+
+    assert "re-optimised at each point" in report.markdown(fits["optimised"])
+    assert "held at the fit" in report.markdown(fits["conditional"])
+
+
+def test_profile_kind_is_checked_naming_the_spec(synthetic):
+    spec = write_spec(synthetic).read_text().replace(
+        "[confidence]\n", '[confidence]\nprofile = "optimized"\n')
+    (synthetic / "bad_profile.toml").write_text(spec)
+    with pytest.raises(SdInputError, match=r"bad_profile\.toml.*profile = 'optimized'.*"
+                                           r"Did you mean 'optimised'"):
+        calibration.calibrate(synthetic / "bad_profile.toml", progress=False)
