@@ -156,7 +156,7 @@ def _init_state(st, numba, shared) -> list:
         length = f"np.rint(max({a['time']} / dt, 1.0) + 1e-6)" if numba else \
             f"_uniform_int(np.rint(np.maximum({a['time']} / dt, 1.0) + 1e-6), 'DELAY FIXED length')"
         return [f"L{k} = int({length})", f"p{k} = 0", _alloc(f"pipe{k}", f"L{k}", numba),
-                f"pipe{k}[:] = {a['init']}", f"s{k} = {a['init']}" + ("" if numba else " + 0.0 * pipe{k}[0]")]
+                f"pipe{k}[:] = {a['init']}", f"s{k} = {a['init']}" + ("" if numba else f" + 0.0 * pipe{k}[0]")]
     raise UnsupportedModel(f"{kind} in {st.where!r}")
 
 

@@ -100,7 +100,11 @@ class Compiler:
 
     # -- variables -------------------------------------------------------
     def _add_lookup_var(self, cname: str, var: Var) -> None:
-        for slot, (comp, binding, local) in enumerate(var.flat):
+        for slot, entry in enumerate(var.flat):
+            if entry is None:
+                raise UnsupportedModel(f"lookup {var.name!r} is not defined for "
+                                       f"{list(var.labels()[slot])}")
+            comp, binding, local = entry
             ast = comp.ast
             if not isinstance(ast, ae.LookupsStructure):
                 raise UnsupportedModel(f"lookup {var.name!r} defined by "
@@ -119,8 +123,12 @@ class Compiler:
         return len(self.tables) - 1
 
     def _add_var(self, cname: str, var: Var) -> None:
-        for slot, (comp, binding, local) in enumerate(var.flat):
+        for slot, entry in enumerate(var.flat):
             name = self.node_name(cname, slot)
+            if entry is None:
+                self.nodes[name] = Node(name, "np.nan", "np.nan", set(), set(), const=True)
+                continue
+            comp, binding, local = entry
             where = var.name
             if var.kind == "control":
                 code = f"C[{CONTROL[cname]}]"
@@ -414,9 +422,10 @@ class Compiler:
         elements of a subscripted delay, so every slot needs all of them."""
         codes = []
         comp = ctx.var.flat[ctx.slot][0]
-        for slot, (c, binding, local) in enumerate(ctx.var.flat):
-            if c is not comp:
+        for slot, entry in enumerate(ctx.var.flat):
+            if entry is None or entry[0] is not comp:
                 continue
+            c, binding, local = entry
             sub = _find_same(c.ast, ast)
             if sub is None:
                 continue

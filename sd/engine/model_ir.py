@@ -99,7 +99,10 @@ class ModelIR:
         for _ in range(len(pending) + 1):
             rest = []
             for r in pending:
-                if r.mapping:
+                # a copy (``A <-> B``) has no mapping of its own; PySD builds
+                # it with a shared mutable default list that other models'
+                # translations append to, so its ``mapping`` is not reliable
+                if r.mapping and not isinstance(r.subscripts, str):
                     raise UnsupportedModel(f"subscript mapping of range {r.name!r}")
                 if isinstance(r.subscripts, list):
                     self.ranges[r.name] = list(r.subscripts)
@@ -183,9 +186,7 @@ class ModelIR:
                 if var.flat[k] is not None:
                     raise UnsupportedModel(f"{var.name!r}{list(combo)} is defined twice")
                 var.flat[k] = (comp, binding, local)
-        missing = [lab for lab, f in zip(var.labels(), var.flat) if f is None]
-        if missing:
-            raise UnsupportedModel(f"{var.name!r} is not defined for {list(missing[0])}")
+        # elements no equation defines are NaN in PySD (xr.DataArray(np.nan))
 
     def _range_for(self, used, union, name) -> str:
         """The dimension PySD gives a variable position: the range whose
