@@ -284,6 +284,10 @@ class Compiler:
             return f"np.where({c}, {a}, {b})", False
         if fname == "active_initial":
             return self.fl(args[1] if ctx.phase == "init" else args[0], ctx), False
+        if fname == "elmcount" and len(args) == 1 and isinstance(args[0], ae.ReferenceStructure):
+            rng = {clean(r): r for r in self.ir.ranges}.get(args[0].reference)
+            if rng is not None:
+                return _num(len(self.ir.ranges[rng])), False
         if fname in VECTOR:
             return self._vector(fname, args, ctx), False
         spec = SIMPLE.get(fname) or TIMED.get(fname)

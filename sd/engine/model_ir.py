@@ -114,9 +114,26 @@ class ModelIR:
                     raise UnsupportedModel(f"subscript range {r.name!r} defined by "
                                            f"{type(r.subscripts).__name__}")
             if not rest:
+                self._expand_nested()
                 return
             pending = rest
         raise UnsupportedModel(f"subscript range {pending[0].name!r} copies an unknown range")
+
+    def _expand_nested(self) -> None:
+        """``dim: A, sub1, B`` where ``sub1`` is itself a range: splice its
+        elements in, as PySD does."""
+        for _ in range(len(self.ranges)):
+            changed = False
+            for name, elems in self.ranges.items():
+                if any(e in self.ranges and e != name for e in elems):
+                    out = []
+                    for e in elems:
+                        out.extend(self.ranges[e] if e in self.ranges and e != name else [e])
+                    self.ranges[name] = out
+                    changed = True
+            if not changed:
+                return
+        raise UnsupportedModel("circular subscript range definitions")
 
     def elements(self, sub: str) -> list:
         """Elements named by a subscript in a definition: range or element."""
