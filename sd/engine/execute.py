@@ -81,7 +81,14 @@ def run_scenario_fast(model, scenario, variables=None) -> xr.Dataset:
     samples = pd.DataFrame([consts]) if consts else None
     ds = run_fast(model, samples, variables, None, dict(scenario.lookups or {}) or None,
                   dict(scenario.time or {}) or None)
-    return ds.isel(run=0, drop=True)
+    ds = ds.isel(run=0, drop=True)
+    # one run: overridden constants are ordinary time series again
+    for name in consts:
+        if name in ds.coords:
+            value = ds.coords[name]
+            ds = ds.drop_vars(name)
+            ds[name] = value.broadcast_like(ds["time"]).astype(float)
+    return ds
 
 
 def _constants(cm: CompiledModel, samples: pd.DataFrame) -> np.ndarray:

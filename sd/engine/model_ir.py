@@ -122,7 +122,7 @@ class ModelIR:
     def _expand_nested(self) -> None:
         """``dim: A, sub1, B`` where ``sub1`` is itself a range: splice its
         elements in, as PySD does."""
-        for _ in range(len(self.ranges)):
+        for _ in range(len(self.ranges) + 1):
             changed = False
             for name, elems in self.ranges.items():
                 if any(e in self.ranges and e != name for e in elems):
