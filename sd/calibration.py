@@ -68,6 +68,7 @@ class Spec:
     profile_points: int = 13
     mcmc_steps: int = 0
     mcmc_walkers: int = 0
+    profile: str = "optimised"     # [confidence] profile: optimised | conditional
     explain: Mapping = field(default_factory=dict)
     engine: str = "auto"
     sha256: Mapping[str, str] = field(default_factory=dict)
@@ -156,7 +157,19 @@ def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
                                        "[confidence] profile_points", 3),
                 mcmc_steps=num.int(conf.get("mcmc_steps", 0), "[confidence] mcmc_steps", 0),
                 mcmc_walkers=num.int(conf.get("mcmc_walkers", 0), "[confidence] mcmc_walkers", 0),
+                profile=_profile_kind(conf.get("profile"), path),
                 explain=explain, sha256={str(p): _sha256(p) for p in hashed})
+
+
+def _profile_kind(value, path: Path) -> str:
+    from .confidence import PROFILE_KINDS
+
+    if value is None:
+        return PROFILE_KINDS[0]
+    if value not in PROFILE_KINDS:
+        raise SdInputError(f"{path}: [confidence] profile = {value!r} is not one of "
+                           f"{', '.join(map(repr, PROFILE_KINDS))}." + suggest(str(value), PROFILE_KINDS))
+    return value
 
 
 class _Numbers:

@@ -27,14 +27,12 @@ Correlations come from the Jacobian of the residuals at the optimum
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
 from scipy import optimize
 
-from .errors import SdInputError, suggest
 
 #: Rise of -2 log L that bounds a 95 % interval (chi-square, 1 d.o.f.).
 CHI2_95 = 3.84
@@ -98,30 +96,8 @@ class Uncertainty:
 
 
 def profile_kind(spec) -> str:
-    """The spec's ``[confidence] profile``, checked.
-
-    Read from ``spec.profile`` when the spec carries it, else from the spec
-    file's ``[confidence]`` table.
-
-    Raises
-    ------
-    SdInputError
-        The value is not one of :data:`PROFILE_KINDS`; the message names the spec.
-    """
-    value = getattr(spec, "profile", None)
-    path = getattr(spec, "path", None)
-    if value is None and path is not None and str(path).endswith(".toml"):
-        # Spec has no such field yet: read the key from the file load_spec checked.
-        with open(path, "rb") as fh:
-            conf = tomllib.load(fh).get("confidence", {})
-        value = conf.get("profile") if isinstance(conf, dict) else None
-    if value is None:
-        return PROFILE_KINDS[0]
-    if value not in PROFILE_KINDS:
-        raise SdInputError(f"{path}: [confidence] profile = {value!r} is not one of "
-                           f"{', '.join(map(repr, PROFILE_KINDS))}."
-                           + suggest(str(value), PROFILE_KINDS))
-    return value
+    """The spec's ``[confidence] profile`` (checked when the spec was loaded)."""
+    return getattr(spec, "profile", None) or PROFILE_KINDS[0]
 
 
 def analyse(objective, u_best: np.ndarray) -> Uncertainty:

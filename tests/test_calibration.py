@@ -329,6 +329,7 @@ def test_profile_kind_is_checked_naming_the_spec(synthetic):
     spec = write_spec(synthetic).read_text().replace(
         "[confidence]\n", '[confidence]\nprofile = "optimized"\n')
     (synthetic / "bad_profile.toml").write_text(spec)
+    # Checked when the spec loads, before any simulation runs.
     with pytest.raises(SdInputError, match=r"bad_profile\.toml.*profile = 'optimized'.*"
                                            r"Did you mean 'optimised'"):
-        calibration.calibrate(synthetic / "bad_profile.toml", progress=False)
+        calibration.load_spec(synthetic / "bad_profile.toml")
