@@ -81,7 +81,7 @@ def run_scenario_fast(model, scenario, variables=None) -> xr.Dataset:
     samples = pd.DataFrame([consts]) if consts else None
     ds = run_fast(model, samples, variables, None, dict(scenario.lookups or {}) or None,
                   dict(scenario.time or {}) or None)
-    ds = ds.isel(run=0, drop=True)
+    ds = ds.isel(run=0).drop_vars("run")
     # one run: overridden constants are ordinary time series again
     for name in consts:
         if name in ds.coords:
