@@ -6,20 +6,24 @@ scalar code with PySD's formulas and :mod:`.codegen` wraps it in a loop over
 runs and time. Generated source (and numba's machine-code cache) is stored by
 model content hash under ``sd.cache.entry("engine", digest)``.
 
-Back end choice (measured on this 2-core machine, 40-variable Juárez kiln
-model, 1988-2000, TIME STEP 1/16, see ``benchmarks/engine.py``): numba
-(loop over runs outside, time inside, scalars) takes ~0.02 ms per run at
-N=1,000 and ~0.05 ms for one run; the numpy back end (arrays over the run
-axis, Python loop over time) takes ~25 ms for one run (per-step dispatch of
-~300 numpy operations) and ~40 ms for 1,000 runs. numba is used when it is
-importable, numpy otherwise.
+Back end choice, measured with ``run_fast`` end to end (full Dataset, all 72
+variables, 61 saved times) on this 2-core machine (shared, loaded) for the
+Juárez kiln model, 1985-2000, TIME STEP 1/16 (241 Euler steps):
+
+=========  ==========  ===========  ============
+back end   1 run       1,000 runs   10,000 runs
+=========  ==========  ===========  ============
+numba      0.67 ms     13 ms        77 ms
+numpy      16 ms       40 ms        350 ms
+=========  ==========  ===========  ============
+
+numba (loop over runs outside, time inside, every value a scalar local) wins
+everywhere: numpy pays ~1 us of dispatch per operation per time step, which
+dominates below ~10,000 runs. So numba is the default when importable; numpy
+is the fallback, and is also chosen for very large generated functions
+(``build.NUMBA_MAX_SIZE``), where numba's compile time explodes.
 """
 from __future__ import annotations
-
-import hashlib
-import importlib.util
-import sys
-from pathlib import Path
 
 from .model_ir import UnsupportedModel
 from .build import CompiledModel, compile_model

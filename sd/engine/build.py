@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from .. import cache
 from . import runtime
 from .codegen import generate
 from .compiler import Compiler
-from .model_ir import CONTROL, ModelIR, UnsupportedModel, canon, clean
+from .model_ir import CONTROL, ModelIR, UnsupportedModel, canon
 
 _HERE = Path(__file__).parent
 #: Above this many nodes + 4 x statefuls the default back end is numpy
@@ -206,9 +207,9 @@ def eval_controls(cm, overrides: dict) -> list:
 def _load(source: str, digest: str, mode: str):
     where = cache.entry("engine", digest)
     if mode == "numpy":
+        # no JIT, nothing worth caching: generate and exec in memory
         env = {"np": np, "_uniform_int": runtime.uniform_int, **runtime.NUMPY}
         code = compile(source, str(where / "model_numpy.py"), "exec")
-        (where / "model_numpy.py").write_text(source)
         exec(code, env)
         return env["simulate"]
     header = ("import numpy as np\nimport numba\n"
@@ -218,7 +219,10 @@ def _load(source: str, digest: str, mode: str):
     target = where / "model_numba.py"
     text = header + source
     if not target.is_file() or target.read_text() != text:
-        target.write_text(text)
+        # atomic: parallel workers may compile the same model at once
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, target)
     name = f"sd_engine_{digest[:16]}"
     if name in sys.modules:
         return sys.modules[name].simulate

@@ -17,7 +17,7 @@ registers. numpy back end: loop over time, arrays over runs.
 """
 from __future__ import annotations
 
-from .compiler import Compiler, Node
+from .compiler import Compiler
 from .model_ir import UnsupportedModel
 
 

@@ -62,6 +62,7 @@ class Stateful:
     deps_init: set = field(default_factory=set)
     order: str = "1"                            # code of the (max) order
     group: list = field(default_factory=list)   # delay-time codes of sibling slots
+    deps_dyn: set = field(default_factory=set)
 
 
 @dataclass
