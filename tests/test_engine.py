@@ -238,3 +238,38 @@ def test_variables_and_times_subset():
     part = run_fast(path, pd.DataFrame(index=range(2)), variables=[name.upper()], times=t)
     assert list(part.data_vars) == [name]
     np.testing.assert_array_equal(part[name].values, full[name].sel(time=t).values)
+
+
+def test_run_many_fast_equals_pysd_fallback():
+    from sd.ensemble import run_many
+
+    path = JUAREZ if JUAREZ.is_file() else SMOOTH
+    consts = [p for p in _constants_of(path) if p[2] != 0][:2]
+    samples = pd.DataFrame({n: [v * 0.8, v * 1.2] for n, _, v in consts},
+                           index=pd.Index(["a", "b"], name="run"))
+    from sd.engine import compile_model
+
+    keep = [o[0] for o in compile_model(path).outputs if not o[1]][:5]
+    fast = run_many(path, samples, variables=keep, engine="fast", time={"saveper": 1.0})
+    slow = run_many(path, samples, variables=keep, engine="pysd", time={"saveper": 1.0})
+    assert list(fast["run"].values) == ["a", "b"]
+    np.testing.assert_allclose(fast["time"].values, slow["time"].values)
+    for v in keep:
+        if v in samples.columns:
+            continue
+        np.testing.assert_allclose(fast[v].values, slow[v].values, rtol=RTOL, atol=ATOL)
+
+
+def test_run_many_auto_falls_back_with_warning(tmp_path):
+    from sd.ensemble import run_many
+
+    mdl = tmp_path / "game.mdl"
+    mdl.write_text(
+        "{UTF-8}\nx = GAME(3 * k)\n\t~\t~\t|\nk = 2\n\t~\t~\t|\n"
+        "FINAL TIME = 3\n\t~\t~\t|\nINITIAL TIME = 0\n\t~\t~\t|\n"
+        "SAVEPER = 1\n\t~\t~\t|\nTIME STEP = 1\n\t~\t~\t|\n")
+    with pytest.warns(UserWarning, match="refused"):
+        ds = run_many(mdl, pd.DataFrame({"K": [1.0, 5.0]}))
+    np.testing.assert_allclose(ds["x"].values, [[3.0] * 4, [15.0] * 4])
+    with pytest.raises(UnsupportedModel):
+        run_many(mdl, pd.DataFrame({"k": [1.0]}), engine="fast")
