@@ -240,18 +240,25 @@ def test_variables_and_times_subset():
     np.testing.assert_array_equal(part[name].values, full[name].sel(time=t).values)
 
 
-def test_run_many_fast_equals_pysd_fallback():
+@pytest.mark.parametrize("time", [
+    {"saveper": 1.0},
+    {"saveper": 0.3, "time_step": 0.125},          # SAVEPER not a multiple of TIME STEP
+    {"initial_time": 1990, "final_time": 1999.9},  # PySD initialises at INITIAL TIME
+], ids=["saveper", "saveper-not-multiple", "initial-time"])
+def test_run_many_fast_equals_pysd_fallback(time):
     from sd.ensemble import run_many
 
-    path = JUAREZ if JUAREZ.is_file() else SMOOTH
+    if not JUAREZ.is_file():
+        pytest.skip("Juárez model not present")
+    path = JUAREZ
     consts = [p for p in _constants_of(path) if p[2] != 0][:2]
     samples = pd.DataFrame({n: [v * 0.8, v * 1.2] for n, _, v in consts},
                            index=pd.Index(["a", "b"], name="run"))
     from sd.engine import compile_model
 
-    keep = [o[0] for o in compile_model(path).outputs if not o[1]][:5]
-    fast = run_many(path, samples, variables=keep, engine="fast", time={"saveper": 1.0})
-    slow = run_many(path, samples, variables=keep, engine="pysd", time={"saveper": 1.0})
+    keep = [o[0] for o in compile_model(path).outputs if not o[1]]
+    fast = run_many(path, samples, variables=keep, engine="fast", time=time)
+    slow = run_many(path, samples, variables=keep, engine="pysd", time=time)
     assert list(fast["run"].values) == ["a", "b"]
     np.testing.assert_allclose(fast["time"].values, slow["time"].values)
     for v in keep:

@@ -191,7 +191,7 @@ def eval_controls(cm, overrides: dict) -> list:
     env = {"np": np, **runtime.NUMPY}
     env.update({f"K{i}": p[2] for i, p in enumerate(cm.params)})
     out = [overrides.get(i) for i in range(4)]
-    env["C"] = out
+    env["C"] = env["Ci"] = out
     for _ in range(5):
         for i, code in enumerate(cm.controls):
             if out[i] is None:

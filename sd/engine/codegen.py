@@ -2,10 +2,11 @@
 
 Layout of the generated function (both back ends)::
 
-    simulate(P, C, LX, LY, LO, LN, times, save_idx, sel, out)
+    simulate(P, C, Ci, LX, LY, LO, LN, times, save_idx, sel, out)
 
 ``P`` (runs x constants) holds every literal constant, ``C`` the four control
-values, ``LX/LY/LO/LN`` all lookup tables concatenated (offsets, lengths),
+values (``Ci`` during initialisation, which PySD does at the model's own
+INITIAL TIME even when the run starts later), ``LX/LY/LO/LN`` all lookup tables concatenated (offsets, lengths),
 ``times`` PySD's integration times, ``save_idx`` the output row of each step
 (-1: not saved) and ``sel`` the output column of each variable slot (-1: not
 kept), so a subset of variables and times never costs memory. Constants,
@@ -76,7 +77,7 @@ def generate(comp: Compiler, outputs: list) -> str:
 
     ind = " " * 8 if numba else " " * 4
     L = []
-    L.append("def simulate(P, C, LX, LY, LO, LN, times, save_idx, sel, out):")
+    L.append("def simulate(P, C, Ci, LX, LY, LO, LN, times, save_idx, sel, out):")
     L.append("    dt = C[2]")
     L.append("    nt = times.shape[0]")
     if numba:
@@ -87,7 +88,7 @@ def generate(comp: Compiler, outputs: list) -> str:
         L.append("    N = P.shape[0]")
         for i in range(len(comp.params)):
             L.append(f"{ind}K{i} = P[:, {i}]")
-    L.append(f"{ind}t = times[0]")
+    L.append(f"{ind}t = Ci[0]")
     shared: dict = {}
     for key in init_order:
         if key.startswith("S"):

@@ -132,8 +132,12 @@ class Compiler:
             comp, binding, local = entry
             where = var.name
             if var.kind == "control":
-                code = f"C[{CONTROL[cname]}]"
-                self.nodes[name] = Node(name, code, code, set(), set(), const=True)
+                # ``Ci`` holds the values during initialisation: PySD
+                # initialises at the model's INITIAL TIME even when a run
+                # starts later (run(initial_condition=(t, {})))
+                i = CONTROL[cname]
+                self.nodes[name] = Node(name, f"C[{i}]", f"Ci[{i}]", set(), set(),
+                                        const=cname != "initial_time")
                 continue
             ast = comp.ast
             if var.literal:

@@ -56,6 +56,9 @@ def run_fast(path, samples: pd.DataFrame | None = None, variables=None, times=No
         samples = pd.DataFrame(index=pd.RangeIndex(1, name="run"))
     P = _constants(cm, samples)
     C = _time_values(cm, time)
+    # PySD (initial_condition=(t, {})) initialises at the model's INITIAL TIME
+    Ci = _time_values(cm, {k: v for k, v in (time or {}).items()
+                           if k.lower().replace(" ", "_") != "initial_time"})
     LX, LY, LO, LN = _tables(cm, lookups)
     grid, saved, labels = runtime.time_grid(*C)
     rows = _rows(saved, labels, times)
@@ -71,7 +74,8 @@ def run_fast(path, samples: pd.DataFrame | None = None, variables=None, times=No
     out = np.empty((len(samples), nsave, ncols))
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cm.fn(P, np.asarray(C, dtype=float), LX, LY, LO, LN, grid, rows, sel, out)
+        cm.fn(P, np.asarray(C, dtype=float), np.asarray(Ci, dtype=float), LX, LY, LO, LN,
+              grid, rows, sel, out)
     return _dataset(out, keep, labels[rows >= 0], samples)
 
 
