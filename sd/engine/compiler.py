@@ -210,11 +210,12 @@ class Compiler:
             return f"(-{self.fl(args[0], ctx)})", False
         codes = [self.emit(a, ctx) for a in args]
         comparison = ops[0] in ("=", "<>", "<", ">", "<=", ">=")
-        codes = [c if comparison else _as_float(c, b) for c, b in codes] if not comparison \
-            else [c for c, b in codes]
+        # comparisons keep booleans (a = b where both are logical); arithmetic
+        # turns them into 0/1 floats, as numpy does with PySD's bools
+        codes = [c if comparison else _as_float(c, b) for c, b in codes]
         if all(o == "^" for o in ops):   # PySD emits a**b**c: right-associative
             out = codes[-1]
-            for op, c in zip(reversed(ops), reversed(codes[:-1])):
+            for c in reversed(codes[:-1]):
                 out = f"({c} ** {out})"
             return out, False
         out = codes[0]
