@@ -25,7 +25,9 @@ from .model_ir import UnsupportedModel
 def topo(nodes: dict, keys, deps_of, what: str) -> list:
     """Dependency order of ``keys``; a cycle is refused naming a variable."""
     order, state = [], {}
-    for root in keys:
+    # sorted: the generated source must not depend on set order (string hashing
+    # varies per process), or numba's on-disk cache never hits
+    for root in sorted(keys):
         if root in state:
             continue
         stack = [(root, iter(sorted(deps_of(root))))]
