@@ -14,6 +14,7 @@ regressions in coverage show.
 """
 from __future__ import annotations
 
+import os
 import functools
 import shutil
 import warnings
@@ -280,3 +281,29 @@ def test_run_many_auto_falls_back_with_warning(tmp_path):
     np.testing.assert_allclose(ds["x"].values, [[3.0] * 4, [15.0] * 4])
     with pytest.raises(UnsupportedModel):
         run_many(mdl, pd.DataFrame({"k": [1.0]}), engine="fast")
+
+
+def test_generated_source_does_not_depend_on_hash_seed():
+    """numba's disk cache is keyed by the source's bytes: code generation that
+    followed set order (string hashing varies per process) recompiled the model
+    in every new process."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from pathlib import Path\n"
+              "from sd.engine.model_ir import ModelIR\n"
+              "from sd.engine.compiler import Compiler\n"
+              "from sd.engine.codegen import generate\n"
+              "comp = Compiler(ModelIR(Path(sys.argv[1])), 'numba')\n"
+              "cols = [comp.node_name(c, s) for c, v in comp.ir.vars.items() if v.kind != 'lookup'"
+              " for s in range(v.size)]\n"
+              "sys.stdout.write(generate(comp, cols))\n")
+    mdl = Path(__file__).resolve().parents[1] / "models" / "juarez_brick_kilns.mdl"
+    sources = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        r = subprocess.run([sys.executable, "-c", script, str(mdl)], capture_output=True,
+                           text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        sources.append(r.stdout)
+    assert sources[0] and sources[0] == sources[1]
