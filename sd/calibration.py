@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
@@ -24,6 +23,7 @@ import numpy as np
 from . import outcomes
 from .batch import simulate_batch
 from .errors import SdInputError, SdRuntimeError, suggest
+from .io import read_toml
 
 METHODS = ("differential_evolution", "least_squares", "powell")
 
@@ -100,12 +100,7 @@ def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
     from . import vensim_files
 
     path = Path(path)
-    if not path.is_file():
-        raise SdInputError(f"Calibration spec not found: {path}.")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SdInputError(f"{path}: not valid TOML ({exc}).") from exc
+    raw = read_toml(path, "Calibration spec")
     known = {"model", "data", "data_file", "parameters", "seed", "engine", "optimizer", "fixed",
              "confidence", "explain", "description"}
     for key in raw:

@@ -36,3 +36,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def read_toml(path: str | os.PathLike, what: str) -> dict:
+    """Parse a TOML file; a missing or malformed file is an :class:`SdInputError`.
+
+    ``what`` names the file's role in the message ("Scenario file",
+    "Calibration spec", ...).
+    """
+    import tomllib
+
+    from .errors import SdInputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SdInputError(f"{what} not found: {path}.")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SdInputError(f"{path}: not valid TOML ({exc}).") from exc
+    except UnicodeDecodeError as exc:
+        raise SdInputError(f"{path}: not a UTF-8 text file ({exc.reason}).") from exc

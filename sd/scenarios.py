@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
 from .errors import SdInputError, suggest
+from .io import read_toml
 
 #: Time settings a scenario may change, with their Vensim names.
 TIME_KEYS = {
@@ -90,12 +90,7 @@ class Scenario:
 def load_toml(path: str | Path) -> dict[str, Scenario]:
     """Read every scenario of a TOML file, resolving ``base`` references."""
     path = Path(path)
-    if not path.is_file():
-        raise SdInputError(f"Scenario file not found: {path}.")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SdInputError(f"{path}: not valid TOML ({exc}).") from exc
+    data = read_toml(path, "Scenario file")
     raw = {}
     for name, table in data.items():
         if not isinstance(table, dict):

@@ -41,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-import tomllib
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,6 +51,7 @@ import pandas as pd
 from . import distributions as dist_mod
 from . import metrics as metrics_mod
 from .errors import SdInputError, suggest
+from .io import read_toml
 from .model import Model
 
 _TOP = ("model", "scenario", "sampling", "output", "parameters", "metrics", "sobol", "morris")
@@ -139,7 +139,7 @@ def load_spec(path: str | Path) -> tuple[SensitivitySpec, Model]:
     from .model import load
 
     path = Path(path)
-    data = _read_toml(path)
+    data = read_toml(path, "Sensitivity spec")
     _known_keys(data, _TOP, str(path))
     if "model" not in data:
         raise SdInputError(f"{path}: missing 'model' (path of the .mdl, relative to the spec).")
@@ -172,15 +172,6 @@ def load_spec(path: str | Path) -> tuple[SensitivitySpec, Model]:
         raise SdInputError(f"{path} [sampling] method: unknown {spec.method!r}; expected one of "
                            f"{', '.join(dist_mod.METHODS)}." + suggest(spec.method, dist_mod.METHODS))
     return spec, model
-
-
-def _read_toml(path: Path) -> dict:
-    if not path.is_file():
-        raise SdInputError(f"Sensitivity spec not found: {path}.")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SdInputError(f"{path}: not valid TOML ({exc}).") from exc
 
 
 def _known_keys(table: dict, allowed, where: str) -> None:
