@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,7 @@ def test_bad_data_exits_2_naming_the_row(small_spec, tmp_path, csv, match):
     (tmp_path / "bad.csv").write_text(csv)
     proc = sd(small_spec, "--data", tmp_path / "bad.csv", "--out", tmp_path / "o3")
     assert proc.returncode == 2
-    assert pytest.importorskip("re").search(match, proc.stderr), proc.stderr
+    assert re.search(match, proc.stderr), proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -172,8 +172,7 @@ def _constants_of(path):
 
 @pytest.mark.parametrize("path", [JUAREZ, SMOOTH], ids=["juarez", "smooth_and_stock"])
 def test_many_runs_equal_separate_pysd_runs(path, pysd_work):
-    if not path.is_file():
-        pytest.skip(f"{path} not present")
+    assert path.is_file(), f"{path} is missing"
     consts = [p for p in _constants_of(path) if p[2] != 0][:3]
     assert consts, "model has no non-zero constants to sample"
     rng = np.random.default_rng(3)
@@ -190,8 +189,6 @@ def test_many_runs_equal_separate_pysd_runs(path, pysd_work):
 
 def test_numpy_back_end_agrees(pysd_work):
     path = SMOOTH if SMOOTH.is_file() else JUAREZ
-    if not path.is_file():
-        pytest.skip("no model to run")
     samples = pd.DataFrame(index=range(3))
     a = run_fast(path, samples, mode="numpy")
     b = run_fast(path, samples, mode="numba")
@@ -249,8 +246,6 @@ def test_variables_and_times_subset():
 def test_run_many_fast_equals_pysd_fallback(time):
     from sd.ensemble import run_many
 
-    if not JUAREZ.is_file():
-        pytest.skip("Juárez model not present")
     path = JUAREZ
     consts = [p for p in _constants_of(path) if p[2] != 0][:2]
     samples = pd.DataFrame({n: [v * 0.8, v * 1.2] for n, _, v in consts},
