@@ -72,19 +72,11 @@ _DISABLED: set[str] = set()
 
 
 def _fast_engine():
-    """``sd.ensemble.run_many`` if present, else the compiled engine, else None."""
+    """``sd.ensemble.run_many``, or None where the engine cannot be imported."""
     try:
         from .ensemble import run_many
-        return run_many
-    except ImportError:
-        pass
-    try:
-        from .engine import run_fast
     except ImportError:
         return None
-
-    def run_many(model, frame, variables):
-        return run_fast(model, frame, variables=variables)
     return run_many
 
 
