@@ -430,7 +430,7 @@ def _budget(spec: Spec) -> int:
         fit = spec.starts * 40 * (p + 1)
     # An optimised profile point re-fits the other p - 1 parameters: a few
     # least-squares iterations, each a batch of about p runs (measured ~24 a point for p = 6).
-    per_point = 4 * max(p - 1, 1) if spec.profile == "optimised" else 1
+    per_point = 5 * max(p - 1, 1) if spec.profile == "optimised" else 1
     return int(min(fit, spec.max_evals) + spec.profile_points * p * per_point + 2 * p + 2)
 
 
