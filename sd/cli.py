@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -109,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"sd: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `sd info MODEL | head`: the reader left; stop quietly, as Python's docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print("sd: interrupted", file=sys.stderr)
         return 130
