@@ -302,3 +302,18 @@ def test_generated_source_does_not_depend_on_hash_seed():
         assert r.returncode == 0, r.stderr
         sources.append(r.stdout)
     assert sources[0] and sources[0] == sources[1]
+
+
+def test_threaded_runs_equal_single_thread(monkeypatch):
+    """Runs are split over threads for large batches; every run is independent,
+    so the numbers must be bitwise identical whatever the split."""
+    pytest.importorskip("numba")
+    samples = pd.DataFrame({"Fuel Shock Size": np.linspace(0.0, 1.0, 600),
+                            "Subsidy End Year": np.linspace(1991, 1994, 600)})
+    results = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("SD_THREADS", threads)
+        results.append(run_fast(JUAREZ, samples, variables=["Propane Share", "Cooperation"]))
+    for name in ("Propane Share", "Cooperation"):
+        np.testing.assert_array_equal(results[0][name].values, results[1][name].values)
+    assert not np.allclose(results[0]["Propane Share"].values[0], results[0]["Propane Share"].values[-1])

@@ -215,7 +215,7 @@ def _load(source: str, digest: str, mode: str):
     header = ("import numpy as np\nimport numba\n"
               "from sd.engine.runtime import numba_helpers as _nh\n"
               "globals().update(_nh())\n\n"
-              "@numba.njit(cache=True, error_model='numpy')\n")
+              "@numba.njit(cache=True, error_model='numpy', nogil=True)\n")
     target = where / "model_numba.py"
     text = header + source
     if not target.is_file() or target.read_text() != text:

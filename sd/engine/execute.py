@@ -1,7 +1,9 @@
 """Run a compiled model for a table of samples and return an xarray.Dataset."""
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -74,9 +76,56 @@ def run_fast(path, samples: pd.DataFrame | None = None, variables=None, times=No
     out = np.empty((len(samples), nsave, ncols))
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cm.fn(P, np.asarray(C, dtype=float), np.asarray(Ci, dtype=float), LX, LY, LO, LN,
-              grid, rows, sel, out)
+        _simulate(cm, P, (np.asarray(C, dtype=float), np.asarray(Ci, dtype=float), LX, LY, LO,
+                          LN, grid, rows, sel), out)
     return _dataset(out, keep, labels[rows >= 0], samples)
+
+
+#: Runs per thread below which one thread is faster (thread hand-off ~50 us).
+MIN_RUNS_PER_THREAD = 128
+
+
+def _simulate(cm: CompiledModel, P, args, out) -> None:
+    """Call the compiled function, splitting the runs over the cores.
+
+    The numba function releases the GIL (``nogil``) and runs are independent,
+    so slices of runs go to threads; each writes its own rows of ``out`` and
+    the numbers do not depend on the split. Measured on 2 cores, Juárez model,
+    1,000 runs: 4.9 ms in one thread, 2.5 ms in two.
+    """
+    n = P.shape[0]
+    k = min(_cores(), n // MIN_RUNS_PER_THREAD) if cm.mode == "numba" else 1
+    if k <= 1:
+        cm.fn(P, *args, out)
+        return
+    # Fault the output's pages in here: first-touch page faults taken by two
+    # threads at once contend in the kernel (measured on this VM: 1,000 runs
+    # of all 72 variables, median 34 ms with lazy pages, 5 ms pre-faulted).
+    out.fill(0.0)
+    cuts = np.linspace(0, n, k + 1).astype(int)
+    futures = [_pool(k).submit(cm.fn, P[a:b], *args, out[a:b])
+               for a, b in zip(cuts[:-1], cuts[1:])]
+    for f in futures:
+        f.result()
+
+
+def _cores() -> int:
+    env = os.environ.get("SD_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(k: int) -> ThreadPoolExecutor:
+    if k not in _POOLS:
+        _POOLS[k] = ThreadPoolExecutor(k, thread_name_prefix="sd-engine")
+    return _POOLS[k]
 
 
 def run_scenario_fast(model, scenario, variables=None) -> xr.Dataset:

@@ -194,7 +194,7 @@ def numba_helpers() -> dict:
     g = globals()
     out = {}
     for name in SCALAR:
-        out[name] = numba.njit(cache=True)(g[name])
+        out[name] = numba.njit(cache=True, nogil=True)(g[name])
     return out
 
 
