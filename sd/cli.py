@@ -33,8 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "run Vensim .mdl files with PySD, calibrate and explore them.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    # Every subcommand accepts --debug too (``sd run MODEL --debug``).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    run = sub.add_parser("run", help="simulate a model (optionally a scenario) and write results")
+    run = sub.add_parser("run", parents=[common],
+                         help="simulate a model (optionally a scenario) and write results")
     run.add_argument("model", help="Vensim .mdl file")
     run.add_argument("--scenario", metavar="FILE_OR_NAME",
                      help="a .cin or .toml file, or a scenario name from the *scenarios*.toml "
@@ -46,13 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=("auto", "fast", "pysd"), default="auto",
                      help="simulation engine (default auto: the fast engine where it supports "
                           "the model, else PySD)")
-    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    info = sub.add_parser("info", help="list a model's stocks, flows, auxiliaries, constants and lookups")
+    info = sub.add_parser("info", parents=[common],
+                         help="list a model's stocks, flows, auxiliaries, constants and lookups")
     info.add_argument("model", help="Vensim .mdl file")
-    info.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    cal = sub.add_parser("calibrate", help="fit uncertain parameters to documented outcomes")
+    cal = sub.add_parser("calibrate", parents=[common],
+                         help="fit uncertain parameters to documented outcomes")
     cal.add_argument("spec", help="calibration spec (TOML), e.g. calibration/juarez_propane.toml")
     cal.add_argument("--data", metavar="CSV", help="documented outcomes replacing the spec's data")
     cal.add_argument("--out", metavar="DIR",
@@ -60,15 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--resume", action="store_true",
                      help="continue from the checkpoint in DIR")
     cal.add_argument("--no-progress", action="store_true", help="no progress bar")
-    cal.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    check = sub.add_parser("check", help="check units, comments and the diagram of a model")
+    check = sub.add_parser("check", parents=[common],
+                         help="check units, comments and the diagram of a model")
     check.add_argument("model", help="Vensim .mdl file")
     check.add_argument("--no-sources", action="store_true",
                        help="do not require constants' comments to cite a source")
-    check.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    sens = sub.add_parser("sensitivity", help="Monte Carlo ensemble, Sobol and Morris "
+    sens = sub.add_parser("sensitivity", parents=[common], help="Monte Carlo ensemble, Sobol and Morris "
                           "sensitivity analysis of a spec")
     sens.add_argument("spec", help="sensitivity spec (TOML), e.g. calibration/juarez_sensitivity.toml")
     sens.add_argument("--samples", type=int, metavar="N", help="Monte Carlo runs (overrides the spec)")
@@ -77,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--dask", metavar="ADDRESS|local",
                       help="run chunks on a Dask cluster (tcp://host:8786) or a new local one")
     sens.add_argument("--no-progress", action="store_true", help="no progress bar")
-    sens.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
-    comp = sub.add_parser("compare", help="run named scenarios side by side: one figure, one table")
+    comp = sub.add_parser("compare", parents=[common],
+                         help="run named scenarios side by side: one figure, one table")
     comp.add_argument("model", help="Vensim .mdl file")
     comp.add_argument("scenarios", nargs="+", metavar="SCENARIO",
                       help="scenario names (from the *scenarios*.toml beside the model) or files")
@@ -88,7 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="variables to plot and tabulate (default: the model's outputs)")
     comp.add_argument("--engine", choices=("auto", "fast", "pysd"), default="auto",
                       help="simulation engine")
-    comp.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 

@@ -23,7 +23,6 @@ kind            keys                          meaning
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -31,6 +30,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import SdInputError, suggest
+from .errors import number as _number
 
 #: Distribution kind -> the keys it needs, in order.
 KINDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
@@ -135,14 +135,6 @@ def make(name: str, table, where: str) -> Distribution:
     params = {k: _number(table[k], f"{where}.{k}") for k in keys}
     _check(kind, params, where)
     return Distribution(name=name, kind=kind, params=params)
-
-
-def _number(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SdInputError(f"{where}: expected a number, got {value!r}.")
-    if not math.isfinite(value):
-        raise SdInputError(f"{where}: expected a finite number, got {value!r}.")
-    return float(value)
 
 
 def _check(kind: str, p: dict[str, float], where: str) -> None:

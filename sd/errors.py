@@ -33,3 +33,23 @@ def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
 
 def _canon(name: str) -> str:
     return " ".join(name.replace("_", " ").lower().split())
+
+
+def number(value, where: str, *, strings: bool = False) -> float:
+    """``value`` as a finite float, or :class:`SdInputError` naming ``where``.
+
+    Numbers (not booleans) are accepted; text such as ``"3.5"`` only with
+    ``strings=True`` (values read from ``.cin``, CSV or ``--set``, not TOML).
+    """
+    import math
+
+    ok_types = (int, float, str) if strings else (int, float)
+    if isinstance(value, bool) or not isinstance(value, ok_types):
+        raise SdInputError(f"{where}: expected a number, got {value!r}.")
+    try:
+        result = float(value)
+    except ValueError:
+        raise SdInputError(f"{where}: expected a number, got {value!r}.") from None
+    if not math.isfinite(result):
+        raise SdInputError(f"{where}: expected a finite number, got {value!r}.")
+    return result

@@ -20,13 +20,13 @@ kind           keys                 value
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
 from .errors import SdInputError, suggest
+from .errors import number as _number
 
 #: Metric kind -> the optional/required keys besides ``variable``.
 KINDS = {
@@ -107,12 +107,6 @@ def make(name: str, table, model, where: str) -> Metric:
         raise SdInputError(f"{where}: start must be before end "
                            f"(got {nums['start']:g} >= {nums['end']:g}).")
     return Metric(name=name, variable=var.name, kind=kind, **nums)
-
-
-def _number(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SdInputError(f"{where}: expected a finite number, got {value!r}.")
-    return float(value)
 
 
 def compute(ds: xr.Dataset, metrics: list[Metric]) -> xr.Dataset:

@@ -144,11 +144,23 @@ def load(path: str | Path) -> Model:
         raise SdInputError(f"Model file not found: {path}." + near)
     if path.suffix.lower() != ".mdl":
         raise SdInputError(f"{path}: expected a Vensim model file ending in .mdl.")
+    _check_text(path)
     digest = cache.file_sha256(path)
     translation = _translate(path, digest)
     pysd_model = _load_translation(translation)
     return Model(path=path.resolve(), sha256=digest, translation=translation,
                  variables=_describe(pysd_model))
+
+
+def _check_text(path: Path) -> None:
+    """Refuse files PySD would fail on obscurely: empty or not text."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise SdInputError(f"{path}: the file is empty; expected Vensim equations (save the "
+                           "model from Vensim as a text .mdl).")
+    if b"\x00" in data[:4096]:
+        raise SdInputError(f"{path}: not a text file; Vensim's binary .vmf/.vpm formats are not "
+                           "read: save the model from Vensim as a text .mdl.")
 
 
 def _translate(path: Path, digest: str) -> Path:

@@ -23,7 +23,6 @@ table for a lookup; ``:`` comments and blank lines are ignored.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from .errors import SdInputError, suggest
+from .errors import number as _errors_number
 from .io import read_toml
 
 #: Time settings a scenario may change, with their Vensim names.
@@ -150,15 +150,7 @@ def _time(table: dict, where: str) -> dict[str, float]:
 
 
 def _number(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise SdInputError(f"{where}: expected a number, got {value!r}.")
-    try:
-        number = float(value)
-    except ValueError:
-        raise SdInputError(f"{where}: expected a number, got {value!r}.") from None
-    if not math.isfinite(number):
-        raise SdInputError(f"{where}: expected a finite number, got {value!r}.")
-    return number
+    return _errors_number(value, where, strings=True)
 
 
 def _points(value, where: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

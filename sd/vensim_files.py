@@ -28,9 +28,9 @@ import csv
 import re
 from pathlib import Path
 
-import numpy as np
 
 from .errors import SdInputError
+from .errors import number
 from .outcomes import Target
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -159,10 +159,4 @@ def _read_data(path: Path) -> dict[str, list[tuple[float, float]]]:
 
 
 def _num(text: str, where: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise SdInputError(f"{where}: {text!r} is not a number.") from None
-    if not np.isfinite(value):
-        raise SdInputError(f"{where}: {text!r} is not a finite number.")
-    return value
+    return number(text, where, strings=True)

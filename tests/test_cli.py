@@ -83,3 +83,10 @@ def test_check_passes_the_shipped_model_and_flags_problems(tmp_path):
     assert r.returncode == 1
     assert "'Room Temperature' has no units" in r.stdout
     assert r.stdout.count("teacup.mdl:") == 2  # that finding and the summary line
+
+
+def test_debug_flag_is_accepted_after_any_subcommand():
+    r = sd("info", TEACUP, "--debug")
+    assert r.returncode == 0, r.stderr
+    r = sd("run", "missing.mdl", "--debug")
+    assert r.returncode != 0 and "Traceback" in r.stderr  # --debug shows the traceback

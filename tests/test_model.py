@@ -100,3 +100,15 @@ def test_unsupported_function_is_named(tmp_path, private_cache):
     with pytest.raises(SdInputError, match="FOOBAR FN"):
         load(bad)
     assert not (tmp_path / "unsupported.py").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "the file is empty"),
+    (b"   \n\t\n", "the file is empty"),
+    (b"\x00\x01VMF binary", "not a text file"),
+])
+def test_empty_or_binary_model_is_named(tmp_path, content, message):
+    bad = tmp_path / "model.mdl"
+    bad.write_bytes(content)
+    with pytest.raises(SdInputError, match=message):
+        load(bad)
