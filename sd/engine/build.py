@@ -30,6 +30,9 @@ NUMBA_MAX_SIZE = 600
 
 def _size(comp) -> int:
     return len(comp.nodes) + 4 * len(comp.statefuls)
+
+
+#: Compiled models of this process, by (content digest, back end).
 _MEMO: dict = {}
 
 
