@@ -76,47 +76,27 @@ def run_many(model, samples: pd.DataFrame, *, variables=None, times=None, lookup
 
 
 def _run_pysd(model, path, samples, variables, times, lookups, time) -> xr.Dataset:
-    """A fresh PySD model per row (``run(params=...)`` mutates the model and
-    final_time/time_step stick), from the translation cached by content hash
-    in ``sd.cache.entry("pysd", ...)`` via :func:`sd.model.load`."""
+    """One isolated :func:`sd.runs.run` per row (a fresh PySD model each, from
+    the translation cached by content hash), stacked along ``run``."""
     from .model import Model, load
+    from .runs import run
+    from .scenarios import TIME_KEYS, Scenario
 
     m = model if isinstance(model, Model) else load(path)
-    consts = {}
-    for col in samples.columns:
-        var = m.variable(str(col), kinds=("constant",), what="constant",
-                         where=" (sample column)")
-        consts[col] = var.py_name
-    base = {}
-    for name, (xs, ys) in (lookups or {}).items():
-        var = m.variable(name, kinds=("lookup",), what="lookup table")
-        base[var.py_name] = pd.Series(list(map(float, ys)), index=list(map(float, xs)))
-    kwargs = {}
-    for key, value in (time or {}).items():
-        k = key.lower().replace(" ", "_")
-        if k == "initial_time":
-            kwargs["initial_condition"] = (float(value), {})
-        elif k in ("final_time", "time_step", "saveper"):
-            kwargs[k] = float(value)
-        else:
-            raise SdInputError(f"time setting {key!r} is not one of initial_time, "
-                               "final_time, time_step, saveper.")
-    columns = None
-    if variables is not None:
-        columns = [m.variable(v).name for v in variables]
+    for key in time or {}:
+        if key.lower().replace(" ", "_") not in TIME_KEYS:
+            raise SdInputError(f"time setting {key!r} is not one of {', '.join(TIME_KEYS)}.")
+    names = {col: m.variable(str(col), kinds=("constant",), what="constant",
+                             where=" (sample column)").name for col in samples.columns}
+    settings = {k.lower().replace(" ", "_"): float(v) for k, v in (time or {}).items()}
     frames = []
-    for _, row in samples.iterrows():
-        params = dict(base)
-        params.update({consts[c]: float(row[c]) for c in samples.columns})
-        pysd_model = m.fresh()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            frames.append(pysd_model.run(params=params or None, return_columns=columns,
-                                         progress=False, **kwargs))
+    for i, (_, row) in enumerate(samples.iterrows()):
+        scenario = Scenario(name=f"run {i}", constants={names[c]: float(row[c]) for c in names},
+                            lookups=dict(lookups or {}), time=settings)
+        frames.append(run(m, scenario, variables=variables))
     if not frames:
         raise SdInputError("samples has no rows: nothing to run.")
-    first = frames[0]
-    labels = first.index.to_numpy(dtype=float)
+    labels = frames[0]["time"].values
     keep = np.ones(len(labels), dtype=bool)
     if times is not None:
         keep = np.zeros(len(labels), dtype=bool)
@@ -125,10 +105,9 @@ def _run_pysd(model, path, samples, variables, times, lookups, time) -> xr.Datas
             if not len(hit):
                 raise SdInputError(f"time {t} is not a saved time of the model.")
             keep[hit[0]] = True
-    sampled = {str(c).lower() for c in samples.columns}
-    cols = [c for c in first.columns if c != "Time" and c.lower() not in sampled]
-    data = {c: (("run", "time"), np.stack([f[c].to_numpy(dtype=float)[keep] for f in frames]))
-            for c in cols}
+    sampled = {name.lower() for name in names.values()}
+    cols = [c for c in frames[0].data_vars if c.lower() not in sampled]
+    data = {c: (("run", "time"), np.stack([f[c].values[keep] for f in frames])) for c in cols}
     coords = {"run": samples.index.to_numpy(), "time": labels[keep]}
     for col in samples.columns:
         coords[str(col)] = ("run", samples[col].to_numpy())
