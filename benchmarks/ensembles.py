@@ -30,8 +30,8 @@ def _case(mode: str, n: int, chunk_size: int) -> dict:
     """One measurement, run inside a fresh subprocess."""
     from dataclasses import replace
 
-    from sd.ensemble_store import dask_client, write_ensemble
-    from sd.sensitivity import _Runner, base_scenario, load_spec, monte_carlo_design
+    from sd.simulation.chunks import dask_client, write_ensemble
+    from sd.sensitivity_analysis.analysis import _Runner, base_scenario, load_spec, monte_carlo_design
 
     spec, model = load_spec(SPEC)
     # At least 8 chunks, so both Dask workers have work even for small N.
@@ -57,8 +57,8 @@ def _case(mode: str, n: int, chunk_size: int) -> dict:
 
 def _pysd_case(spec, model, n: int) -> dict:
     """The same design through the PySD loop (what sd falls back to)."""
-    from sd.ensemble_store import _run_many_pysd
-    from sd.sensitivity import monte_carlo_design
+    from sd.simulation.chunks import _run_many_pysd
+    from sd.sensitivity_analysis.analysis import monte_carlo_design
 
     samples = monte_carlo_design(spec, n)
     started = time.perf_counter()
@@ -79,7 +79,7 @@ def _ema(n: int) -> dict | None:
         from ema_workbench.connectors.pysd_connector import PysdModel
     except ImportError:
         return None
-    from sd.sensitivity import load_spec
+    from sd.sensitivity_analysis.analysis import load_spec
 
     spec, model = load_spec(SPEC)
     ema_model = PysdModel("juarez", mdl_file=str(model.path))

@@ -12,9 +12,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load": ("sd.model", "load"),
-    "run": ("sd.runs", "run"),
-    "run_many": ("sd.ensemble", "run_many"),
-    "calibrate": ("sd.calibration", "calibrate"),
+    "run": ("sd.simulation.pysd_backend", "run"),
+    "run_many": ("sd.simulation.ensemble", "run_many"),
+    "calibrate": ("sd.calibration.calibrate", "calibrate"),
     "Scenario": ("sd.scenarios", "Scenario"),
 }
 

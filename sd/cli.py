@@ -134,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- sd run --------------------------------------------------------------------
 def cmd_run(args) -> int:
-    from . import model as model_mod
+    from .model import model as model_mod
     from . import provenance, scenarios
-    from .simulate import simulate
+    from .simulation.simulate import simulate
 
     model = model_mod.load(args.model)
     scenario = scenarios.resolve(args.scenario, Path(args.model))
@@ -196,7 +196,7 @@ _KIND_ORDER = ("stock", "flow", "auxiliary", "constant", "lookup", "control")
 
 
 def cmd_info(args) -> int:
-    from . import model as model_mod
+    from .model import model as model_mod
 
     model = model_mod.load(args.model)
     print(f"{model.path}")
@@ -218,8 +218,8 @@ def cmd_info(args) -> int:
 
 # -- sd calibrate ----------------------------------------------------------------
 def cmd_calibrate(args) -> int:
-    from .calibration import calibrate
-    from .report import write_all
+    from .calibration.calibrate import calibrate
+    from .report.calibration import write_all
 
     out = Path(args.out) if args.out else Path("results") / f"calibration-{Path(args.spec).stem}"
     result = calibrate(args.spec, data=args.data, checkpoint=out / "checkpoint.json",
@@ -235,8 +235,8 @@ def cmd_calibrate(args) -> int:
 
 # -- sd check ------------------------------------------------------------------
 def cmd_check(args) -> int:
-    from . import model as model_mod
-    from .checks import check_model
+    from .model import model as model_mod
+    from .model.checks import check_model
 
     model = model_mod.load(args.model)
     findings = check_model(model, sources=not args.no_sources)
@@ -248,7 +248,7 @@ def cmd_check(args) -> int:
 
 # -- sd sensitivity / sd compare ------------------------------------------------
 def cmd_sensitivity(args) -> int:
-    from .sensitivity import sensitivity
+    from .sensitivity_analysis.analysis import sensitivity
 
     result = sensitivity(args.spec, args.out, samples=args.samples, dask=args.dask,
                          progress=not args.no_progress)
@@ -263,7 +263,7 @@ def cmd_sensitivity(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare
+    from .comparison import compare
 
     result = compare(args.model, args.scenarios, variables=args.plot, out=args.out,
                      engine=args.engine)

@@ -31,7 +31,7 @@ from typing import Mapping
 
 from .errors import SdInputError, suggest
 from .errors import number as _errors_number
-from .io import read_toml
+from ._common import read_toml
 
 #: Time settings a scenario may change, with their Vensim names.
 TIME_KEYS = {
@@ -227,7 +227,7 @@ def _cin_statements(path: Path):
 
 def write_cin(path: str | Path, constants: Mapping[str, float], header: str = "") -> None:
     """Write constants as a Vensim changes file, atomically."""
-    from .io import atomic_write_text
+    from ._common import atomic_write_text
 
     lines = [f":{line}" for line in header.splitlines()] if header else []
     lines += [f"{name} = {value:.10g}" for name, value in constants.items()]

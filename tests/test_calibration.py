@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sd import calibration
+from sd.calibration import calibrate as calibration
 from sd.errors import SdInputError
 from sd.model import load
-from sd.runs import run
+from sd.simulation.pysd_backend import run
 from sd.scenarios import Scenario
 
 DATA = Path(__file__).parent / "data"
@@ -213,7 +213,7 @@ def test_explanation_names_the_counterfactual_that_removes_the_fall(synthetic):
 
 def test_fast_engine_and_pysd_agree_on_a_batch(teacup):
     """The objective may run on either engine; they must give the same numbers."""
-    from sd.batch import simulate_batch
+    from sd.simulation.batch import simulate_batch
 
     rows = [{"Characteristic Time": 5.0}, {"Characteristic Time": 9.0, "Room Temperature": 60.0}]
     slow = simulate_batch(teacup, rows, ["Teacup Temperature"], engine="pysd")
@@ -224,7 +224,7 @@ def test_fast_engine_and_pysd_agree_on_a_batch(teacup):
     np.testing.assert_array_equal(fast.times, slow.times)
 
 
-# -- profile likelihood (sd.confidence) ------------------------------------------
+# -- profile likelihood (sd.calibration.uncertainty) ------------------------------------------
 class _Linear:
     """A linear Gaussian model ``y = A x + noise`` as an objective (sigma 1).
 
@@ -275,7 +275,7 @@ def test_optimised_profile_matches_the_analytic_gaussian_interval():
     """Tolerance 1e-3 SE: the profile is exactly quadratic and the crossing is
     interpolated in sqrt(payoff rise), which is exact for a quadratic; what is
     left is least_squares' stopping tolerance (1e-3 relative) at each point."""
-    from sd import confidence
+    from sd.calibration import uncertainty as confidence
 
     A, y = _linear_problem()
     obj = _Linear(A, y, "optimised")
@@ -319,7 +319,7 @@ def test_optimised_profile_is_wider_than_conditional_for_a_correlated_pair(teacu
         assert lo_o <= lo_c + 1e-9 and hi_o >= hi_c - 1e-9, name      # never narrower
         assert hi_o - lo_o > 1.5 * (hi_c - lo_c), name                 # strictly wider
         assert lo_o <= TRUTH[name] <= hi_o
-    from sd import report
+    from sd.report import calibration as report
 
     assert "re-optimised at each point" in report.markdown(fits["optimised"])
     assert "held at the fit" in report.markdown(fits["conditional"])

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from sd.compare import compare
+from sd.comparison import compare
 from sd.errors import SdInputError
 
 

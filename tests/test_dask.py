@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sd.ensemble_store import Job, dask_client, open_ensemble, write_ensemble  # noqa: E402
+from sd.simulation.chunks import Job, dask_client, open_ensemble, write_ensemble  # noqa: E402
 from sd.errors import SdInputError  # noqa: E402
 from sd.model import load  # noqa: E402
 

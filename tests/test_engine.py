@@ -244,7 +244,7 @@ def test_variables_and_times_subset():
     {"initial_time": 1990, "final_time": 1999.9},  # PySD initialises at INITIAL TIME
 ], ids=["saveper", "saveper-not-multiple", "initial-time"])
 def test_run_many_fast_equals_pysd_fallback(time):
-    from sd.ensemble import run_many
+    from sd.simulation.ensemble import run_many
 
     path = JUAREZ
     consts = [p for p in _constants_of(path) if p[2] != 0][:2]
@@ -264,7 +264,7 @@ def test_run_many_fast_equals_pysd_fallback(time):
 
 
 def test_run_many_auto_falls_back_with_warning(tmp_path):
-    from sd.ensemble import run_many
+    from sd.simulation.ensemble import run_many
 
     mdl = tmp_path / "game.mdl"
     mdl.write_text(

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sd.runs import run
+from sd.simulation.pysd_backend import run
 from sd.scenarios import load_toml
 
 REFERENCE = Path(__file__).resolve().parents[1] / "models" / "juarez_brick_kilns.reference.csv"

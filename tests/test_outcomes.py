@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sd import outcomes
+from sd.outcomes import targets as outcomes
 from sd.errors import SdInputError
-from sd.outcomes import Target
+from sd.outcomes.targets import Target
 
 TIMES = np.arange(0.0, 10.5, 0.5)
 

@@ -1,4 +1,4 @@
-"""sd.runs: isolated PySD runs into xarray, overrides, NaN detection."""
+"""sd.simulation.pysd_backend: isolated PySD runs into xarray, overrides, NaN detection."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 
 from sd.errors import SdRuntimeError
 from sd.model import load
-from sd.runs import run
+from sd.simulation.pysd_backend import run
 from sd.scenarios import Scenario
 
 TEACUP = Path(__file__).parent / "data" / "teacup.mdl"

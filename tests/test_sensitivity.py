@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from sd import distributions as dist
-from sd import metrics
+from sd.sensitivity_analysis import distributions as dist
+from sd.outcomes import metrics
 from sd.errors import SdInputError
 
 TEACUP = Path(__file__).parent / "data" / "teacup.mdl"
@@ -113,7 +113,7 @@ def test_metrics_on_a_known_trajectory():
 def test_bad_specs_name_the_file_and_key(tmp_path, old, new, message):
     path = write_spec(tmp_path)
     path.write_text(path.read_text().replace(old, new, 1))
-    from sd.sensitivity import load_spec
+    from sd.sensitivity_analysis.analysis import load_spec
 
     with pytest.raises(SdInputError, match=message) as err:
         load_spec(path)
@@ -122,7 +122,7 @@ def test_bad_specs_name_the_file_and_key(tmp_path, old, new, message):
 
 # -- chunked ensembles --------------------------------------------------------------------
 def test_chunk_size_does_not_change_a_single_number(tmp_path):
-    from sd.ensemble_store import Job, open_ensemble, write_ensemble
+    from sd.simulation.chunks import Job, open_ensemble, write_ensemble
     from sd.model import load
 
     model = load(TEACUP)
@@ -140,7 +140,7 @@ def test_chunk_size_does_not_change_a_single_number(tmp_path):
     assert arrays[0].sizes == {"run": 60, "time": 11}
     assert "Characteristic Time" in arrays[0].coords
     # The fallback loop must agree with a single isolated PySD run.
-    from sd.runs import run
+    from sd.simulation.pysd_backend import run
     from sd.scenarios import Scenario
 
     one = run(model, Scenario(constants={"Characteristic Time": samples.iat[5, 0]}))
@@ -149,7 +149,7 @@ def test_chunk_size_does_not_change_a_single_number(tmp_path):
 
 
 def test_interrupted_ensemble_leaves_no_file(tmp_path):
-    from sd.ensemble_store import Job, write_ensemble
+    from sd.simulation.chunks import Job, write_ensemble
     from sd.model import load
 
     samples = pd.DataFrame({"Characteristic Time": np.linspace(5, 15, 10)})
@@ -168,7 +168,7 @@ def test_interrupted_ensemble_leaves_no_file(tmp_path):
 
 # -- end to end ---------------------------------------------------------------------------
 def test_sensitivity_writes_every_output(tmp_path):
-    from sd.sensitivity import sensitivity
+    from sd.sensitivity_analysis.analysis import sensitivity
 
     out = tmp_path / "out"
     result = sensitivity(write_spec(tmp_path), out, progress=False)
@@ -212,7 +212,7 @@ def test_cli_bad_spec_exits_2_and_writes_nothing(tmp_path):
 
 
 def test_pysd_fallback_agrees_with_the_fast_engine():
-    from sd.ensemble_store import _run_many_pysd, run_many
+    from sd.simulation.chunks import _run_many_pysd, run_many
     from sd.model import load
 
     model = load(TEACUP)

@@ -1,4 +1,4 @@
-"""Tests for sd.sketch: the shipped Juarez diagram is clean and the checker catches defects."""
+"""Tests for sd.model.sketch: the shipped Juarez diagram is clean and the checker catches defects."""
 from __future__ import annotations
 
 import re
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sd.sketch import SketchVariable, check_sketch, model_dependencies, parse_sketch
+from sd.model.sketch import SketchVariable, check_sketch, model_dependencies, parse_sketch
 
 ROOT = Path(__file__).resolve().parents[1]
 JUAREZ = ROOT / "models" / "juarez_brick_kilns.mdl"

@@ -4,7 +4,7 @@ The model goes through PySD's own translator (``VensimFile`` ->
 ``AbstractModel``); :mod:`.compiler` turns the ASTs into straight-line
 scalar code with PySD's formulas and :mod:`.codegen` wraps it in a loop over
 runs and time. Generated source (and numba's machine-code cache) is stored by
-model content hash under ``sd.cache.entry("engine", digest)``.
+model content hash under ``sd.model.cache.entry("engine", digest)``.
 
 Back end choice, measured with ``run_fast`` end to end (full Dataset, all 72
 variables, 61 saved times) on this 2-core machine (shared, loaded) for the

@@ -3,7 +3,7 @@
 The cache key is the SHA-256 of the ``.mdl`` bytes plus the engine's own
 source and the PySD and numba versions, so editing the model or upgrading
 the engine recompiles; the numba machine code lives in the ``__pycache__``
-beside the generated source inside ``sd.cache.entry("engine", digest)``.
+beside the generated source inside ``sd.model.cache.entry("engine", digest)``.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cache
+from ..model import cache
 from . import runtime
 from .codegen import generate
 from .compiler import Compiler

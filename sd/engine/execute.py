@@ -129,7 +129,7 @@ def _pool(k: int) -> ThreadPoolExecutor:
 
 
 def run_scenario_fast(model, scenario, variables=None) -> xr.Dataset:
-    """One run of an ``sd.scenarios.Scenario`` (for ``sd.simulate``)."""
+    """One run of an ``sd.scenarios.Scenario`` (for ``sd.simulation.simulate``)."""
     consts = dict(getattr(scenario, "constants", {}) or {})
     samples = pd.DataFrame([consts]) if consts else None
     ds = run_fast(model, samples, variables, None, dict(scenario.lookups or {}) or None,

@@ -1,6 +1,6 @@
-"""Optimiser drivers over an :class:`sd.calibration.Objective`, with checkpoints.
+"""Optimiser drivers over an :class:`sd.calibration.calibrate.Objective`, with checkpoints.
 
-All drivers search the unit cube (see :mod:`sd.calibration`):
+All drivers search the unit cube (see :mod:`sd.calibration.calibrate`):
 
 ``differential_evolution``
     scipy's global optimiser; the whole population goes through one batch
@@ -29,7 +29,7 @@ import numpy as np
 from scipy import optimize
 from scipy.stats import qmc
 
-from .io import atomic_write_text
+from .._common import atomic_write_text
 
 #: Forward-difference step of the least-squares Jacobian, in unit coordinates.
 JAC_STEP = 0.02
@@ -47,7 +47,7 @@ class Run:
 
 def optimise(objective, spec, checkpoint: Path | None = None, resume: bool = False) -> Run:
     """Run the spec's method; on Ctrl-C return the best point seen so far."""
-    from .calibration import spec_digest
+    from .calibrate import spec_digest
 
     book = _Checkpoint(checkpoint, spec_digest(spec), spec.method, resume)
     if book.best_u is not None:

@@ -6,7 +6,7 @@
     ensemble    = Monte Carlo design -> chunks -> ensemble.nc + metrics
     sobol       = SALib Sobol design -> metrics -> Sobol indices
     morris      = SALib Morris design -> metrics -> Morris indices
-    report      = plots + tables + report.md (sd.sensitivity_report)
+    report      = plots + tables + report.md (sd.report.sensitivity)
 
 Spec (TOML; paths relative to the spec file)::
 
@@ -34,7 +34,7 @@ Spec (TOML; paths relative to the spec file)::
     trajectories = 10
     levels = 4
 
-Distributions: :mod:`sd.distributions`; metric kinds: :mod:`sd.metrics`.
+Distributions: :mod:`sd.sensitivity_analysis.distributions`; metric kinds: :mod:`sd.outcomes.metrics`.
 """
 from __future__ import annotations
 
@@ -49,10 +49,10 @@ import numpy as np
 import pandas as pd
 
 from . import distributions as dist_mod
-from . import metrics as metrics_mod
-from .errors import SdInputError, suggest
-from .io import read_toml
-from .model import Model
+from ..outcomes import metrics as metrics_mod
+from ..errors import SdInputError, suggest
+from .._common import read_toml
+from ..model.model import Model
 
 _TOP = ("model", "scenario", "sampling", "output", "parameters", "metrics", "sobol", "morris")
 _SECTIONS = {
@@ -136,7 +136,7 @@ def load_spec(path: str | Path) -> tuple[SensitivitySpec, Model]:
         (with suggestions), impossible distributions, N < 1, unknown metric
         kinds or sampling methods.
     """
-    from .model import load
+    from ..model.model import load
 
     path = Path(path)
     data = read_toml(path, "Sensitivity spec")
@@ -253,7 +253,7 @@ def _dtype(value, path: Path) -> str:
 # -- designs ------------------------------------------------------------------------
 def base_scenario(spec: SensitivitySpec, model: Model):
     """The validated scenario every run starts from (sampled constants override it)."""
-    from .scenarios import Scenario, resolve, validate
+    from ..scenarios import Scenario, resolve, validate
 
     if spec.scenario is None:
         return Scenario(name="model as written")
@@ -393,7 +393,7 @@ def sensitivity(spec_path: str | Path, out: str | Path | None = None, *,
     """
     import time as _time
 
-    from .ensemble_store import dask_client
+    from ..simulation.chunks import dask_client
 
     started = _time.perf_counter()
     spec, model = load_spec(spec_path)
@@ -412,7 +412,7 @@ def _analyse(spec, model, base, client, out, scratch, dask, progress, started):
     """Run the three designs into ``scratch``, then move the files into ``out``."""
     import time as _time
 
-    from .sensitivity_report import write_outputs
+    from ..report.sensitivity import write_outputs
 
     try:
         runs = _Runner(spec, model, base, client, progress)
@@ -442,7 +442,7 @@ class _Runner:
             [m.variable for m in spec.metrics] + list(spec.variables) + list(spec.bands)))
 
     def job(self, values: pd.DataFrame):
-        from .ensemble_store import Job
+        from ..simulation.chunks import Job
 
         # The base scenario's constants go in as columns: every run carries
         # its complete set of overrides, and sampled values win.
@@ -452,7 +452,7 @@ class _Runner:
                    dict(self.base.time), self.spec.chunk_size)
 
     def ensemble(self, path: Path):
-        from .ensemble_store import write_ensemble
+        from ..simulation.chunks import write_ensemble
 
         design = monte_carlo_design(self.spec)
         parts = []
@@ -469,7 +469,7 @@ class _Runner:
         return design, _frame(parts, self.spec)
 
     def metrics(self, unit: np.ndarray, label: str) -> pd.DataFrame:
-        from .ensemble_store import iter_chunks
+        from ..simulation.chunks import iter_chunks
 
         values = dist_mod.to_values(unit, list(self.spec.parameters))
         parts = [metrics_mod.compute(ds, list(self.spec.metrics)).to_dataframe()
@@ -478,7 +478,7 @@ class _Runner:
         return _frame(parts, self.spec)
 
     def _stored_times(self, job) -> np.ndarray:
-        from .ensemble_store import run_many
+        from ..simulation.chunks import run_many
 
         # One probe run tells the saved times of this model and scenario.
         probe = run_many(self.model, job.chunk(0, 1), variables=job.variables[:1],

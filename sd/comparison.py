@@ -2,7 +2,7 @@
 
 :func:`compare` runs every scenario of a model (names from the
 ``*scenarios*.toml`` beside it, or ``.cin``/``.toml`` files) and reduces each
-chosen variable to the same key metrics (:mod:`sd.metrics`): final value,
+chosen variable to the same key metrics (:mod:`sd.outcomes.metrics`): final value,
 peak, year of the peak, trough and time-weighted mean.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import SdInputError
-from .metrics import Metric, compute
+from .outcomes.metrics import Metric, compute
 
 #: Metric kinds in the comparison table, in column order.
 KEY_METRICS = ("final", "max", "time_of_max", "min", "mean")
@@ -72,9 +72,9 @@ def compare(model_path: str | Path, scenarios: Sequence[str], *, variables=None,
     -------
     Comparison
     """
-    from . import model as model_mod
+    from .model import model as model_mod
     from . import scenarios as sc_mod
-    from .simulate import simulate
+    from .simulation.simulate import simulate
 
     model = model_mod.load(model_path)
     if not scenarios:
@@ -121,7 +121,7 @@ def markdown(table: pd.DataFrame, descriptions: dict[str, str]) -> str:
 def _write(result: Comparison, model, resolved, out: Path) -> list[Path]:
     from . import provenance
     from .plots import _pyplot, save_figure
-    from .plots_ensemble import plot_scenarios
+    from .plots import plot_scenarios
 
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".sd-compare-", dir=out))

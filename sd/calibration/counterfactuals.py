@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .batch import simulate_batch
-from .errors import SdInputError
+from ..simulation.batch import simulate_batch
+from ..errors import SdInputError
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def explain(model, spec, values: dict) -> Explanation | None:
 
 
 def _cases(model, spec) -> list[dict]:
-    from .scenarios import Scenario, load_toml, validate
+    from ..scenarios import Scenario, load_toml, validate
 
     cfg = spec.explain
     cases = []
@@ -110,7 +110,7 @@ def _cases(model, spec) -> list[dict]:
         table = load_toml(file)
         for name in names:
             if name not in table:
-                from .errors import suggest
+                from ..errors import suggest
                 raise SdInputError(f"{spec.path}: [explain] counterfactual {name!r} is not in "
                                    f"{file}." + suggest(name, table))
             sc = validate(table[name], model)

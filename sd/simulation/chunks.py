@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import SdInputError, SdRuntimeError
-from .model import Model
+from ..errors import SdInputError, SdRuntimeError
+from ..model.model import Model
 
 #: Seconds to wait for a Dask scheduler before reporting it unreachable.
 CONNECT_TIMEOUT = 5
@@ -35,7 +35,7 @@ def run_many(model: Model, samples: pd.DataFrame, *, variables: Sequence[str],
              lookups: Mapping | None = None, time: Mapping | None = None) -> xr.Dataset:
     """Run every row of ``samples``: dims ``run`` (0..n-1) and ``time``.
 
-    :func:`sd.ensemble.run_many` picks the engine (compiled where it supports
+    :func:`sd.simulation.ensemble.run_many` picks the engine (compiled where it supports
     the model, else PySD). Without it, a loop of PySD runs over one PySD model
     per chunk: every run sets the same constants, so nothing one run changes
     survives into the next.
@@ -105,8 +105,8 @@ class ModelRef:
 @functools.lru_cache(maxsize=4)
 def _worker_model(ref: ModelRef) -> Model:
     """Write the shipped bytes into the worker's cache and load them once."""
-    from . import cache
-    from .model import load
+    from ..model import cache
+    from ..model.model import load
 
     path = cache.entry("shipped-models", ref.sha256) / ref.name
     if not path.is_file():
@@ -302,7 +302,7 @@ class EnsembleWriter:
     def __enter__(self):
         import netCDF4
 
-        from .io import atomic_path
+        from .._common import atomic_path
 
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()

@@ -105,7 +105,7 @@ def analyse(objective, u_best: np.ndarray) -> Uncertainty:
 
     Parameters
     ----------
-    objective : sd.calibration.Objective
+    objective : sd.calibration.calibrate.Objective
         Or any object with ``spec`` (``parameters``, ``profile_points``,
         ``mcmc_steps``), ``nfev`` and batched ``residuals``/``payoff``.
     u_best : ndarray
@@ -254,7 +254,7 @@ class _Refit:
     """Minimise the payoff over all parameters but ``i``, with ``u[i]`` fixed.
 
     Bounded ``least_squares`` (trust-region reflective) on the residual
-    vector; the forward-difference Jacobian (step :data:`sd.optimisers.JAC_STEP`,
+    vector; the forward-difference Jacobian (step :data:`sd.calibration.optimisers.JAC_STEP`,
     large because switch times move outputs only across a TIME STEP) is one
     batch of the base point and its perturbations.
     """

@@ -29,9 +29,9 @@ import re
 from pathlib import Path
 
 
-from .errors import SdInputError
-from .errors import number
-from .outcomes import Target
+from ..errors import SdInputError
+from ..errors import number
+from ..outcomes.targets import Target
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _VOC_LINE = re.compile(rf"^\s*({_NUM})\s*<=\s*(.+?)\s*(?:=\s*({_NUM})\s*)?<=\s*({_NUM})\s*$")
@@ -48,7 +48,7 @@ def read_voc(path: str | Path):
     (tuple of Parameter, dict)
         The parameters and the ``[optimizer]`` options they imply.
     """
-    from .calibration import make_parameter
+    from .calibrate import make_parameter
 
     path = Path(path)
     params, options = [], {}
@@ -126,7 +126,7 @@ def read_vpd(path: str | Path, data_file: str | Path) -> tuple[Target, ...]:
     targets = []
     for var, data_var, w, where in elements:
         if data_var not in data:
-            from .errors import suggest
+            from ..errors import suggest
             raise SdInputError(f"{where}: data variable {data_var!r} is not in {data_file}."
                                + suggest(data_var, data))
         for t, v in data[data_var]:

@@ -2,9 +2,9 @@
 
 ``calibrate(spec)`` reads as the pipeline: load the spec -> load the model ->
 build the objective -> optimise -> uncertainty -> counterfactual explanation
--> :class:`FitResult`. Reporting lives in :mod:`sd.report`.
+-> :class:`FitResult`. Reporting lives in :mod:`sd.report.calibration`.
 
-The payoff is the sum of squared scaled residuals of :mod:`sd.outcomes`
+The payoff is the sum of squared scaled residuals of :mod:`sd.outcomes.targets`
 (Gaussian points: ``-2 log L`` up to a constant; ranges and patterns: zero when
 met). Optimisers work in unit coordinates ``u = (x - low) / (high - low)`` so
 that a year and a fraction get comparable steps. Every optimiser evaluates
@@ -20,10 +20,10 @@ from typing import Mapping
 
 import numpy as np
 
-from . import outcomes
-from .batch import simulate_batch
-from .errors import SdInputError, SdRuntimeError, suggest
-from .io import read_toml
+from ..outcomes import targets as outcomes
+from ..simulation.batch import simulate_batch
+from ..errors import SdInputError, SdRuntimeError, suggest
+from .._common import read_toml
 
 METHODS = ("differential_evolution", "least_squares", "powell")
 
@@ -157,7 +157,7 @@ def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
 
 
 def _profile_kind(value, path: Path) -> str:
-    from .confidence import PROFILE_KINDS
+    from .uncertainty import PROFILE_KINDS
 
     if value is None:
         return PROFILE_KINDS[0]
@@ -246,7 +246,7 @@ def check_spec(spec: Spec, model) -> Spec:
              for k, v in spec.fixed.items()}
     t0, t1 = _time_range(model)
     targets = outcomes.check_against(spec.targets, model, t0, t1)
-    from .explain import check as check_explain
+    from .counterfactuals import check as check_explain
 
     check_explain(model, spec)      # before the fit, not after minutes of it
     return replace(spec, parameters=params, fixed=fixed, targets=targets)
@@ -327,8 +327,8 @@ class FitResult:
     message: str
     targets: tuple            # of dicts: target, simulated, residual, satisfied
     trajectories: object      # BatchResult of the best fit
-    uncertainty: object       # sd.confidence.Uncertainty
-    explanation: object       # sd.explain.Explanation or None
+    uncertainty: object       # sd.calibration.uncertainty.Uncertainty
+    explanation: object       # sd.calibration.counterfactuals.Explanation or None
     failures: tuple = ()
     interrupted: bool = False
     provenance: Mapping = field(default_factory=dict)
@@ -362,8 +362,8 @@ def calibrate(spec_path, *, data=None, checkpoint=None, resume=False,
         ``interrupted`` is True when Ctrl-C stopped the fit; the values are
         then the best seen so far.
     """
-    from . import confidence, explain
-    from .model import load as load_model
+    from . import uncertainty as confidence, counterfactuals as explain
+    from ..model.model import load as load_model
     from .optimisers import optimise
 
     spec = load_spec(spec_path, data)                                 # 1. spec and data
@@ -379,7 +379,7 @@ def calibrate(spec_path, *, data=None, checkpoint=None, resume=False,
 
 
 def _result(objective: Objective, run, values, unc, why) -> FitResult:
-    from . import provenance
+    from .. import provenance
 
     spec = objective.spec
     best = objective.simulate(run.u[None, :])

@@ -29,8 +29,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import SdInputError, suggest
-from .errors import number as _number
+from ..errors import SdInputError, suggest
+from ..errors import number as _number
 
 #: Distribution kind -> the keys it needs, in order.
 KINDS: Mapping[str, tuple[str, ...]] = MappingProxyType({

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import SdInputError, SdRuntimeError
-from .model import Model
-from .scenarios import Scenario, validate
+from ..errors import SdInputError, SdRuntimeError
+from ..model.model import Model
+from ..scenarios import Scenario, validate
 
 
 def run(model: Model, scenario: Scenario | None = None, *,

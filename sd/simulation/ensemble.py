@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import SdInputError
+from ..errors import SdInputError
 
 ENGINES = ("auto", "fast", "pysd")
 
@@ -63,7 +63,7 @@ def run_many(model, samples: pd.DataFrame, *, variables=None, times=None, lookup
         raise SdInputError("samples must be a pandas.DataFrame with one row per run.")
     path = Path(getattr(model, "path", model))
     if engine != "pysd":
-        from .engine import UnsupportedModel, run_fast
+        from ..engine import UnsupportedModel, run_fast
 
         try:
             return run_fast(path, samples, variables, times, lookups, time)
@@ -76,11 +76,11 @@ def run_many(model, samples: pd.DataFrame, *, variables=None, times=None, lookup
 
 
 def _run_pysd(model, path, samples, variables, times, lookups, time) -> xr.Dataset:
-    """One isolated :func:`sd.runs.run` per row (a fresh PySD model each, from
+    """One isolated :func:`sd.simulation.pysd_backend.run` per row (a fresh PySD model each, from
     the translation cached by content hash), stacked along ``run``."""
-    from .model import Model, load
-    from .runs import run
-    from .scenarios import TIME_KEYS, Scenario
+    from ..model.model import Model, load
+    from .pysd_backend import run
+    from ..scenarios import TIME_KEYS, Scenario
 
     m = model if isinstance(model, Model) else load(path)
     for key in time or {}:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from .errors import SdInputError, suggest
-from .errors import number as _number
+from ..errors import SdInputError, suggest
+from ..errors import number as _number
 
 #: Metric kind -> the optional/required keys besides ``variable``.
 KINDS = {

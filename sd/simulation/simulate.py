@@ -9,10 +9,10 @@ import warnings
 
 import xarray as xr
 
-from .errors import SdInputError
-from .model import Model
-from .runs import run as run_pysd
-from .scenarios import Scenario, validate
+from ..errors import SdInputError
+from ..model.model import Model
+from .pysd_backend import run as run_pysd
+from ..scenarios import Scenario, validate
 
 
 def simulate(model: Model, scenario: Scenario | None = None, *, engine: str = "auto",
@@ -28,13 +28,13 @@ def simulate(model: Model, scenario: Scenario | None = None, *, engine: str = "a
     if engine == "pysd":
         return run_pysd(model, scenario, variables=variables), "pysd"
     try:
-        from .engine import run_scenario_fast
+        from ..engine import run_scenario_fast
     except ImportError:
         if engine == "fast":
             raise SdInputError("the fast engine is not available in this installation; "
                                "use --engine pysd.") from None
         return run_pysd(model, scenario, variables=variables), "pysd"
-    from .engine import UnsupportedModel
+    from ..engine import UnsupportedModel
 
     try:
         return run_scenario_fast(model, scenario, variables=variables), "fast"

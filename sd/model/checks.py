@@ -1,7 +1,7 @@
 """Model checks a modeler runs before trusting a model: a list of findings.
 
 Each finding is one line a modeler can act on. The checks read the ``.mdl``
-(diagram through :mod:`sd.sketch`, variable table through :mod:`sd.model`),
+(diagram through :mod:`sd.model.sketch`, variable table through :mod:`sd.model`),
 never a second copy of the model.
 """
 from __future__ import annotations

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SdInputError
+from ..errors import SdInputError
 
 #: Every kind of target and the columns it needs.
 KINDS = {
@@ -167,7 +167,7 @@ def load(path: str | Path) -> tuple[Target, ...]:
 def _target(fields: dict, where: str) -> Target:
     kind = (fields.get("kind") or "point").lower()
     if kind not in KINDS:
-        from .errors import suggest
+        from ..errors import suggest
         raise SdInputError(f"{where}: unknown kind {kind!r}; use one of {', '.join(KINDS)}."
                            + suggest(kind, KINDS))
     if not fields.get("variable"):

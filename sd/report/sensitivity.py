@@ -1,6 +1,6 @@
 """Files of a sensitivity analysis: plots, tables, ``report.md``, provenance.
 
-Reporting is a free function of :class:`sd.sensitivity.SensitivityResult`,
+Reporting is a free function of :class:`sd.sensitivity_analysis.analysis.SensitivityResult`,
 kept apart from the runs (as lmfit keeps ``fit_report`` apart from fitting).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import provenance
+from .. import provenance
 
 
 def write_outputs(result, model, base, folder: Path, *, dask: str | None = None) -> list[str]:
@@ -19,9 +19,9 @@ def write_outputs(result, model, base, folder: Path, *, dask: str | None = None)
     ``ensemble.nc`` is already there (written chunk by chunk); the rest is
     derived from it and from the metric tables.
     """
-    from .ensemble_store import open_ensemble
-    from .plots import save_figure
-    from .plots_ensemble import plot_bands, plot_histogram
+    from ..simulation.chunks import open_ensemble
+    from ..plots import save_figure
+    from ..plots import plot_bands, plot_histogram
 
     spec = result.spec
     names = ["ensemble.nc"]
@@ -56,8 +56,8 @@ def write_outputs(result, model, base, folder: Path, *, dask: str | None = None)
 def _indices(frame, kind: str, folder: Path, spec) -> list[str]:
     if frame is None:
         return []
-    from .plots import _pyplot
-    from .plots_ensemble import plot_morris, plot_sobol
+    from ..plots import _pyplot
+    from ..plots import plot_morris, plot_sobol
 
     frame.to_csv(folder / f"{kind}.csv")
     plt = _pyplot()
@@ -73,7 +73,7 @@ def _indices(frame, kind: str, folder: Path, spec) -> list[str]:
         ax.set_visible(False)
     fig.suptitle("Sobol indices (95 % bootstrap intervals)" if kind == "sobol"
                  else "Morris screening (mu* with 95 % bootstrap interval)")
-    from .plots import save_figure
+    from ..plots import save_figure
 
     save_figure(axes.flat[0], folder / f"{kind}.png")
     return [f"{kind}.csv", f"{kind}.png"]

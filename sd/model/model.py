@@ -1,7 +1,7 @@
 """Load a Vensim model once, run it many times in isolation, resolve its names.
 
 The ``.mdl`` is the only source of a model. :func:`load` translates it with
-PySD once per content hash into :mod:`sd.cache` (never next to the user's
+PySD once per content hash into :mod:`sd.model.cache` (never next to the user's
 file), reads the variable table (units, comments, kind) and returns a
 :class:`Model`. :meth:`Model.fresh` gives a new PySD model object for every
 run: PySD's ``run(params=...)`` changes the model it is called on for good, so
@@ -20,7 +20,7 @@ from typing import Mapping
 import pandas as pd
 
 from . import cache
-from .errors import SdInputError, suggest
+from ..errors import SdInputError, suggest
 
 #: Bumped when the translation layout in the cache changes.
 _CACHE_VERSION = "1"

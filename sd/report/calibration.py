@@ -1,4 +1,4 @@
-"""Reports of a :class:`sd.calibration.FitResult`: JSON, Markdown, plot, .cin.
+"""Reports of a :class:`sd.calibration.calibrate.FitResult`: JSON, Markdown, plot, .cin.
 
 No fitting happens here; every function reads a finished result.
 """
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_path, atomic_write_text
-from .scenarios import write_cin
+from .._common import atomic_path, atomic_write_text
+from ..scenarios import write_cin
 
 
 def write_all(result, out: str | Path) -> list[Path]:

@@ -2,7 +2,7 @@
 
 Calibration, profiles and counterfactuals all evaluate many parameter vectors;
 they do it through :func:`simulate_batch`, so the engine is chosen in one
-place: the fast ensemble engine (``sd.ensemble.run_many``) when it is
+place: the fast ensemble engine (``sd.simulation.ensemble.run_many``) when it is
 installed and accepts the model, else a loop of isolated PySD runs.
 """
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import SdRuntimeError
-from .model import Model
-from .runs import run as run_pysd
-from .scenarios import Scenario
+from ..errors import SdRuntimeError
+from ..model.model import Model
+from .pysd_backend import run as run_pysd
+from ..scenarios import Scenario
 
 
 class BatchResult:
@@ -72,7 +72,7 @@ _DISABLED: set[str] = set()
 
 
 def _fast_engine():
-    """``sd.ensemble.run_many``, or None where the engine cannot be imported."""
+    """``sd.simulation.ensemble.run_many``, or None where the engine cannot be imported."""
     try:
         from .ensemble import run_many
     except ImportError:

@@ -1,0 +1,1 @@
+"""5a CALIBRATION: fit a spec's parameters to documented outcomes."""

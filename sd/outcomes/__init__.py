@@ -1,0 +1,1 @@
+"""4 OUTCOMES: reducing trajectories to numbers (metrics) and documented outcomes (targets)."""

@@ -1,0 +1,1 @@
+"""6 REPORT: writers of results (files); they never run a model."""

@@ -1,0 +1,1 @@
+"""5b SENSITIVITY: Monte Carlo ensembles, Sobol and Morris indices."""
