@@ -121,6 +121,13 @@ class Connector:
         True for a flow pipe (field 7 equal to 22).
     head : int
         Field 4: 4 for the arrowhead end of a pipe, 100 for its tail.
+    points : tuple of (int, int)
+        The points after the last field: for an information arrow its
+        curvature handle (the arc passes through it; ``(0, 0)`` means none),
+        for a pipe the bends and the point where it meets the stock or cloud.
+    polarity : str
+        The sign drawn at the arrowhead (field 6 as a character: ``+``,
+        ``-``, ...), "" when none.
     """
 
     id: int
@@ -128,6 +135,8 @@ class Connector:
     to_id: int
     is_pipe: bool = False
     head: int = 0
+    points: tuple[tuple[int, int], ...] = ()
+    polarity: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,12 @@ class View:
         View name (the text after ``*``).
     variables, valves, clouds, connectors : tuple
         Objects of the view, in file order.
+    font : str
+        Default font of the view (from its ``$`` line), e.g. ``Times New Roman``.
+    font_size : int
+        Default font size of the view.
+    arrow_color : tuple of int
+        Default RGB colour of information arrows.
     """
 
     name: str
@@ -147,6 +162,9 @@ class View:
     valves: tuple[Valve, ...] = ()
     clouds: tuple[Cloud, ...] = ()
     connectors: tuple[Connector, ...] = ()
+    font: str = "Times New Roman"
+    font_size: int = 12
+    arrow_color: tuple[int, int, int] = (0, 0, 255)
 
     def by_id(self) -> dict[int, object]:
         """Return every object of the view keyed by id.
@@ -204,6 +222,32 @@ def _int(text: str) -> int:
         return 0
 
 
+_POINT = re.compile(r"\((-?\d+),(-?\d+)\)")
+_COLOR = re.compile(r"^(\d+)-(\d+)-(\d+)$")
+
+
+def _points(line: str) -> tuple[tuple[int, int], ...]:
+    """The ``n|(x,y)|...`` tail of a connector line."""
+    tail = line[line.rfind(",") + 1:] if "|(" not in line else line[line.find("|(") - 1:]
+    return tuple((int(x), int(y)) for x, y in _POINT.findall(tail))
+
+
+def _view_style(line: str) -> dict:
+    """Font and arrow colour from a view's ``$`` defaults line."""
+    parts = line[1:].split("|")
+    style: dict = {}
+    head = parts[0].split(",")
+    if len(head) >= 3 and head[2].strip():
+        style["font"] = head[2].strip()
+    if len(parts) > 1 and parts[1].strip().isdigit():
+        style["font_size"] = int(parts[1])
+    if len(parts) > 5:
+        match = _COLOR.match(parts[5].strip())
+        if match:
+            style["arrow_color"] = tuple(int(c) for c in match.groups())
+    return style
+
+
 def _sketch_lines(path: str | Path) -> list[str]:
     text = Path(path).read_text(encoding="utf-8", errors="replace")
     start = text.find(_SKETCH_START)
@@ -235,13 +279,16 @@ def parse_sketch(path: str | Path) -> Sketch:
         if current is not None:
             views.append(View(current["name"], tuple(current["variables"]),
                               tuple(current["valves"]), tuple(current["clouds"]),
-                              tuple(current["connectors"])))
+                              tuple(current["connectors"]), **current["style"]))
 
     for line in _sketch_lines(path):
         if line.startswith("*"):
             close()
             current = {"name": line[1:].strip(), "variables": [], "valves": [],
-                       "clouds": [], "connectors": []}
+                       "clouds": [], "connectors": [], "style": {}}
+            continue
+        if current is not None and line.startswith("$"):
+            current["style"] = _view_style(line)
             continue
         if current is None or not re.match(r"^(1|10|11|12),\d+,", line):
             continue
@@ -257,9 +304,11 @@ def parse_sketch(path: str | Path) -> Sketch:
         elif kind == "12" and len(fields) >= 5 and fields[2] == "48":
             current["clouds"].append(Cloud(oid, _int(fields[3]), _int(fields[4])))
         elif kind == "1" and len(fields) >= 8:
+            code = _int(fields[6])
             current["connectors"].append(Connector(
                 oid, _int(fields[2]), _int(fields[3]), is_pipe=fields[7] == "22",
-                head=_int(fields[4])))
+                head=_int(fields[4]), points=_points(line),
+                polarity=chr(code) if 32 < code < 127 else ""))
     close()
     return Sketch(tuple(views))
 
