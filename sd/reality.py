@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SdInputError, SdRuntimeError, number, suggest
-from .io import read_toml
+from ._common import read_toml
 
 __all__ = ["Expectation", "ExtremeTest", "Conservation", "TestsFile", "CheckResult",
            "load_tests", "run_tests"]
@@ -350,7 +350,7 @@ def run_tests(spec: TestsFile, model, equations) -> list[CheckResult]:
 
 def _run(model, scenario_name, constants, time, label):
     from .scenarios import Scenario, resolve
-    from .simulate import simulate
+    from .simulation.simulate import simulate
 
     base = resolve(scenario_name, model.path) if scenario_name else Scenario(name="baseline")
     scenario = base.merged(Scenario(name=label, constants=constants, time=time))
@@ -429,7 +429,7 @@ def _conserve(cons: Conservation, model, equations) -> list[CheckResult]:
 
 def _structure(cons: Conservation, equations) -> list[str]:
     """Flows that cross the stock set's boundary undeclared, or create stock inside it."""
-    from .equations import norm
+    from .model.equations import norm
 
     inside = {norm(s) for s in cons.stocks}
     declared_in = {norm(f) for f in cons.inflows}

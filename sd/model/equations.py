@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SdInputError
+from ..errors import SdInputError
 
 __all__ = ["Element", "Equations", "read_equations", "norm"]
 
