@@ -66,10 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     check = sub.add_parser("check", parents=[common],
-                         help="check units, comments and the diagram of a model")
+                           help="units check, documentation, diagram, feedback loops and reality "
+                                "checks of a model (exit 1 when a check fails)")
     check.add_argument("model", help="Vensim .mdl file")
+    check.add_argument("--tests", metavar="FILE",
+                       help="extreme-condition tests and conservation declarations (TOML), "
+                            "e.g. models/juarez_brick_kilns.tests.toml")
     check.add_argument("--no-sources", action="store_true",
                        help="do not require constants' comments to cite a source")
+    check.add_argument("--max-loops", type=int, default=2000, metavar="N",
+                       help="stop enumerating feedback loops after N (default 2000)")
+    check.add_argument("--show-loops", type=int, default=50, metavar="N",
+                       help="print at most N loops, shortest first (default 50)")
+
+    diagram = sub.add_parser("diagram", parents=[common],
+                             help="draw a model's Vensim diagram (all views, or one) to PNG/SVG/PDF")
+    diagram.add_argument("model", help="Vensim .mdl file")
+    diagram.add_argument("-o", "--out", required=True, metavar="FILE",
+                         help="output file: .png, .svg or .pdf")
+    diagram.add_argument("--view", metavar="NAME", help="draw only this view (default: all)")
 
     sens = sub.add_parser("sensitivity", parents=[common], help="Monte Carlo ensemble, Sobol and Morris "
                           "sensitivity analysis of a spec")
@@ -233,17 +248,64 @@ def cmd_calibrate(args) -> int:
     return 130 if result.interrupted else 0
 
 
-# -- sd check ------------------------------------------------------------------
+# -- sd check / sd diagram -----------------------------------------------------
 def cmd_check(args) -> int:
     from .model import model as model_mod
     from .model.checks import check_model
+    from .model.equations import read_equations
+    from .model.loops import find_loops
+    from .report.checks import check_report
 
+    if args.max_loops < 1 or args.show_loops < 0:
+        raise SdInputError("--max-loops must be at least 1 and --show-loops at least 0.")
     model = model_mod.load(args.model)
-    findings = check_model(model, sources=not args.no_sources)
-    for line in findings:
-        print(f"{model.path.name}: {line}")
-    print(f"{model.path.name}: {len(model.variables)} variables, {len(findings)} finding(s)")
-    return 1 if findings else 0
+    equations = read_equations(model.path)
+    spec = None
+    if args.tests:
+        from .reality import load_tests
+        spec = load_tests(args.tests, model)  # bad tests file: exit 2 before any run
+    findings = check_model(model, sources=not args.no_sources, equations=equations)
+    loops = find_loops(equations, max_loops=args.max_loops)
+    reality = None
+    if spec is not None:
+        from .reality import run_tests
+        reality = run_tests(spec, model, equations)
+    text, failed = check_report(model.path.name, len(model.variables), findings, loops, reality,
+                                args.tests, show_loops=args.show_loops)
+    print(text)
+    return 1 if failed else 0
+
+
+_DIAGRAM_FORMATS = (".png", ".svg", ".pdf")
+
+
+def cmd_diagram(args) -> int:
+    from ._common import atomic_path
+    from .errors import suggest
+    from .model.sketch import parse_sketch
+    from .plots import draw_sketch, save_diagram
+
+    path, out = Path(args.model), Path(args.out)
+    if out.suffix.lower() not in _DIAGRAM_FORMATS:
+        raise SdInputError(f"-o {out}: the diagram is written as {', '.join(_DIAGRAM_FORMATS)} "
+                           "(chosen by the file's suffix).")
+    if not path.is_file():
+        raise SdInputError(f"{path}: no such model file.")
+    sketch = parse_sketch(path)
+    if not sketch.views:
+        raise SdInputError(f"{path.name} has no sketch (no '\\\\\\---/// Sketch information' "
+                           "section): there is no diagram to draw.")
+    names = [v.name for v in sketch.views]
+    if args.view is not None and args.view.lower() not in (n.lower() for n in names):
+        raise SdInputError(f"{path.name} has no view named {args.view!r}."
+                           + (suggest(args.view, names) or f" Views: {', '.join(names)}."))
+    fig = draw_sketch(sketch, view=args.view)
+    with atomic_path(out) as tmp:
+        save_diagram(fig, tmp, fmt=out.suffix[1:].lower())
+    views = [n for n in names if args.view is None or n.lower() == args.view.lower()]
+    print(f"{path.name}: drew {len(views)} view(s) ({', '.join(views)})")
+    print(f"  wrote {out}")
+    return 0
 
 
 # -- sd sensitivity / sd compare ------------------------------------------------
@@ -274,7 +336,7 @@ def cmd_compare(args) -> int:
 
 
 _COMMANDS = {"run": cmd_run, "info": cmd_info, "calibrate": cmd_calibrate, "check": cmd_check,
-             "sensitivity": cmd_sensitivity, "compare": cmd_compare}
+             "diagram": cmd_diagram, "sensitivity": cmd_sensitivity, "compare": cmd_compare}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -474,10 +474,14 @@ def draw_sketch(sketch: Sketch, view: str | None = None):
     return fig
 
 
-def save_diagram(fig, path: str | Path, max_pixels: int = 6000) -> Path:
-    """Write a figure to ``path`` (format from the suffix), capping the raster size."""
+def save_diagram(fig, path: str | Path, fmt: str | None = None, max_pixels: int = 6000) -> Path:
+    """Write a diagram figure to ``path`` and close it, capping the raster size.
+
+    ``fmt`` (``png``, ``svg``, ``pdf``) defaults to the suffix of ``path``.
+    """
     path = Path(path)
     w, h = fig.get_size_inches()
     dpi = min(110.0, max_pixels / max(w, h, 1e-9))
-    fig.savefig(path, dpi=dpi, facecolor="white")
+    fig.savefig(path, dpi=dpi, facecolor="white", format=fmt or path.suffix[1:].lower())
+    _pyplot().close(fig)
     return path

@@ -1,23 +1,51 @@
 """Model checks a modeler runs before trusting a model: a list of findings.
 
 Each finding is one line a modeler can act on. The checks read the ``.mdl``
-(diagram through :mod:`sd.model.sketch`, variable table through :mod:`sd.model`),
-never a second copy of the model.
+(equations through :mod:`sd.model.equations`, parsed once; units through
+:mod:`sd.model.unit_check`; diagram through :mod:`sd.model.sketch`; variable
+table through :mod:`sd.model`), never a second copy of the model.
 """
 from __future__ import annotations
 
 import re
 
+from dataclasses import dataclass
+
+from .equations import Equations, read_equations
 from .model import Model
 from .sketch import check_sketch
+from .unit_check import check_units
 
 #: What a comment must contain to count as sourced: a reference or "assumption".
 _SOURCED = re.compile(r"\b(S16|BB96|BB98|B00|BS05|B05|AP 1995|Blackman|Samford|Verschoor|"
                       r"CASES\.md|assumption|source)", re.I)
 
 
-def check_model(model: Model, *, sources: bool = True) -> list[str]:
-    """Return findings on documentation, units and the diagram of ``model``.
+@dataclass(frozen=True)
+class Finding:
+    """One thing a modeler should fix (``error``) or look at (``warning``).
+
+    Attributes
+    ----------
+    check : str
+        ``units``, ``documentation`` or ``diagram``.
+    message : str
+        The finding, naming the variable.
+    severity : str
+        ``error`` fails ``sd check``; ``warning`` does not.
+    """
+
+    check: str
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.message}"
+
+
+def check_model(model: Model, *, sources: bool = True,
+                equations: Equations | None = None) -> list[Finding]:
+    """Return findings on units, documentation and the diagram of ``model``.
 
     Parameters
     ----------
@@ -26,14 +54,24 @@ def check_model(model: Model, *, sources: bool = True) -> list[str]:
     sources : bool
         Also require every constant's comment to cite a source or say
         "assumption" (the project's rule for its own models).
+    equations : Equations, optional
+        The model's parsed equations (parsed here when omitted).
+
+    Returns
+    -------
+    list of Finding
+        Units findings first (Vensim's Units Check), then documentation, then
+        the diagram.
     """
-    findings = []
+    eqs = equations if equations is not None else read_equations(model.path)
+    findings = [Finding("units", str(f), f.severity) for f in check_units(eqs)]
     for var in model.variables.values():
         if not var.units:
-            findings.append(f"'{var.name}' has no units")
+            findings.append(Finding("documentation", f"'{var.name}' has no units"))
         if var.kind != "control" and not var.comment:
-            findings.append(f"'{var.name}' has no comment (meaning and source)")
+            findings.append(Finding("documentation", f"'{var.name}' has no comment (meaning and source)"))
         elif sources and var.kind == "constant" and not _SOURCED.search(var.comment):
-            findings.append(f"constant '{var.name}': the comment cites no source and does not say 'assumption'")
-    findings += [f"diagram: {f}" for f in check_sketch(model.path)]
+            findings.append(Finding("documentation", f"constant '{var.name}': the comment cites no "
+                                    "source and does not say 'assumption'"))
+    findings += [Finding("diagram", f) for f in check_sketch(model.path, eqs)]
     return findings

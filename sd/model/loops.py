@@ -54,7 +54,7 @@ class Loop:
     links: tuple[str, ...]
 
     def __str__(self) -> str:
-        path = "".join(f"{v} -{s}-> " for v, s in zip(self.variables, self.links))
+        path = "".join(f"{v} -({s})-> " for v, s in zip(self.variables, self.links))
         return f"{self.label} ({len(self.variables)} variables): {path}{self.variables[0]}"
 
 

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .equations import norm as _norm
+
 __all__ = [
     "SketchVariable",
     "Valve",
@@ -209,11 +211,6 @@ class Sketch:
         return [(v, s) for v in self.views for s in v.variables if _norm(s.name) == key]
 
 
-def _norm(name: str) -> str:
-    """Normalise a Vensim name the way PySD cleans references."""
-    name = name.strip().strip('"')
-    return re.sub(r"[\s_]+", "_", name).lower()
-
 
 def _int(text: str) -> int:
     try:
@@ -313,38 +310,16 @@ def parse_sketch(path: str | Path) -> Sketch:
     return Sketch(tuple(views))
 
 
-def _references(node, out: set[str]) -> None:
-    """Collect the names referenced in a PySD abstract syntax tree."""
-    from pysd.translators.structures import abstract_expressions as ae
-
-    if isinstance(node, ae.ReferenceStructure):
-        out.add(node.reference)
-        return
-    if isinstance(node, ae.CallStructure):
-        # a call of a lookup table is a dependency on the table; built-in
-        # functions (step, min ...) are dropped later as they are no variables
-        if isinstance(node.function, ae.ReferenceStructure):
-            out.add(node.function.reference)
-        for arg in node.arguments:
-            _references(arg, out)
-        return
-    if isinstance(node, (list, tuple)):
-        for item in node:
-            _references(item, out)
-        return
-    fields = getattr(node, "__dataclass_fields__", None)
-    if fields:
-        for name in fields:
-            _references(getattr(node, name), out)
-
-
-def model_dependencies(path: str | Path) -> tuple[dict[str, str], dict[str, set[str]], dict[str, set[str]]]:
+def model_dependencies(path: str | Path, equations=None
+                       ) -> tuple[dict[str, str], dict[str, set[str]], dict[str, set[str]]]:
     """Read the equations of a Vensim model with PySD's parser.
 
     Parameters
     ----------
     path : str or pathlib.Path
         The ``.mdl`` file (read only; nothing is written next to it).
+    equations : sd.model.equations.Equations, optional
+        The model already parsed (parsed here when omitted).
 
     Returns
     -------
@@ -359,35 +334,23 @@ def model_dependencies(path: str | Path) -> tuple[dict[str, str], dict[str, set[
         Normalised stock name to the normalised names of its flows.
     """
     from pysd.translators.structures import abstract_expressions as ae
-    from pysd.translators.vensim.vensim_file import VensimFile
 
-    vf = VensimFile(str(path))
-    vf.parse()
-    model = vf.get_abstract_model()
+    from .equations import read_equations, references
+
+    eqs = equations if equations is not None else read_equations(path)
     names: dict[str, str] = {"time": "Time"}
     deps: dict[str, set[str]] = {}
-    flows: dict[str, set[str]] = {}
-    for section in model.sections:
-        for element in section.elements:
-            key = _norm(element.name)
-            if key in _CONTROL:
-                continue
-            names[key] = element.name
-            refs: set[str] = set()
-            for comp in element.components:
-                ast = comp.ast
-                if isinstance(ast, ae.IntegStructure):
-                    frefs: set[str] = set()
-                    _references(ast.flow, frefs)
-                    flows.setdefault(key, set()).update(frefs)
-                    _references(ast.initial, refs)
-                else:
-                    _references(ast, refs)
-            deps[key] = refs
+    for key, el in eqs.elements.items():
+        if key in _CONTROL:
+            continue
+        names[key] = el.name
+        refs: set[str] = set()
+        for ast in el.asts:
+            refs |= references(ast.initial if isinstance(ast, ae.IntegStructure) else ast)
+        deps[key] = refs
     for key in deps:
         deps[key] = {r for r in deps[key] if r in names and r not in _CONTROL}
-    for key in flows:
-        flows[key] = {r for r in flows[key] if r in names}
+    flows = {stock: {f for f, _ in pairs if f in names} for stock, pairs in eqs.flows.items()}
     return names, deps, flows
 
 
@@ -395,13 +358,15 @@ def _overlap(a: SketchVariable, b: SketchVariable) -> bool:
     return (abs(a.x - b.x) < a.w + b.w) and (abs(a.y - b.y) < a.h + b.h)
 
 
-def check_sketch(path: str | Path) -> list[str]:
+def check_sketch(path: str | Path, equations=None) -> list[str]:
     """Check that a model's diagram matches its equations and is readable.
 
     Parameters
     ----------
     path : str or pathlib.Path
         The ``.mdl`` file.
+    equations : sd.model.equations.Equations, optional
+        The model already parsed (parsed here when omitted).
 
     Returns
     -------
@@ -416,7 +381,7 @@ def check_sketch(path: str | Path) -> list[str]:
         arrow with no matching dependency; overlapping label boxes in a view.
     """
     sketch = parse_sketch(path)
-    names, deps, flows = model_dependencies(path)
+    names, deps, flows = model_dependencies(path, equations)
     flow_names = set().union(*flows.values()) if flows else set()
     findings: list[str] = []
 
