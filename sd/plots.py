@@ -325,13 +325,14 @@ class _Painter:
         color = self.arrow_color
         self.ax.add_patch(FancyArrowPatch(path=MPath(curve), arrowstyle="-|>", mutation_scale=9,
                                           color=color, lw=0.8, zorder=1, gid=f"arrow:{conn.id}"))
-        if conn.polarity:
-            (x1, y1), (x0, y0) = curve[-1], curve[max(len(curve) - 4, 0)]
-            nx, ny = -(y1 - y0), x1 - x0
-            n = math.hypot(nx, ny) or 1.0
-            self.ax.text(x1 - 0.8 * (x1 - x0) + 7 * nx / n, y1 - 0.8 * (y1 - y0) + 7 * ny / n,
-                         conn.polarity, fontsize=self.size, color=color, ha="center",
-                         va="center", zorder=5, gid=f"polarity:{conn.id}")
+        if conn.polarity:  # the sign sits beside the arrowhead, as in Vensim
+            back = np.cumsum(np.hypot(*np.diff(curve[::-1], axis=0).T))
+            k = len(curve) - 2 - int(np.searchsorted(back, 12.0))
+            (x0, y0), (x1, y1) = curve[max(k, 0)], curve[-1]
+            n = math.hypot(x1 - x0, y1 - y0) or 1.0
+            self.ax.text(x0 - 8 * (y1 - y0) / n, y0 + 8 * (x1 - x0) / n, conn.polarity,
+                         fontsize=self.size, color=color, ha="center", va="center", zorder=5,
+                         gid=f"polarity:{conn.id}")
 
 
 def _arc(a, handle, b, n: int = 40) -> np.ndarray:
@@ -375,13 +376,22 @@ def _clip(curve: np.ndarray, src_box, dst_box) -> np.ndarray:
 
 
 def _reach(pts: list, box) -> list:
-    """Extend a pipe from its last point to the edge of the stock or cloud it enters."""
+    """Make a pipe end on the edge of the stock or cloud it enters.
+
+    Vensim stores the end point on the stock's edge, or a cloud's centre; a
+    hand-edited sketch may leave it short, then an elbow reaches the box.
+    """
     x, y, w, h = box
     last = pts[-1]
     if _inside(last, box, margin=3):
+        if len(pts) >= 2 and _inside(last, box, margin=-2):  # inside: stop at the edge
+            (x0, y0), (x1, y1) = pts[-2], last
+            for k in np.linspace(0, 1, 101):
+                p = (x0 + k * (x1 - x0), y0 + k * (y1 - y0))
+                if _inside(p, box, margin=0):
+                    return pts[:-1] + [p]
         return pts
-    # go straight along the last direction if that meets the box, else add an elbow
-    if abs(last[1] - y) <= h:
+    if abs(last[1] - y) <= h:  # straight on along the last direction
         edge = x - w if last[0] < x else x + w
         return pts + [(edge, last[1])]
     if abs(last[0] - x) <= w:

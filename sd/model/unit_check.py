@@ -113,7 +113,9 @@ class _Checker:
         return _text(node, lambda ref: self.eqs.name(norm(ref)))
 
     def report(self, message: str, severity: str = "error") -> None:
-        self.findings.append(UnitFinding(self.current, message, severity))
+        finding = UnitFinding(self.current, message, severity)
+        if finding not in self.findings:  # subscripted equations repeat the same mistake
+            self.findings.append(finding)
 
     # -- equations -------------------------------------------------------
     def check_element(self, el) -> None:
@@ -213,6 +215,10 @@ class _Checker:
                         "an exponent must be dimensionless")
             return UNKNOWN
         value = _number(exponent)
+        if value is None and isinstance(exponent, ae_reference()):
+            el = self.eqs.elements.get(norm(exponent.reference))
+            if el is not None and el.kind == "constant" and len(el.asts) == 1:
+                value = _number(el.asts[0])  # a named constant: its value is known
         if base is ANY:
             return ANY
         if not isinstance(base, Unit):
@@ -220,8 +226,9 @@ class _Checker:
         if value is not None:
             return base ** Fraction(value).limit_denominator(1000)
         if not base.dimensionless:
-            self.report(f"a quantity in {self.fmt(base)} is raised to the non-constant "
-                        f"power {self.text(exponent)}; the base must be dimensionless")
+            self.report(f"a quantity in {self.fmt(base)} is raised to the power "
+                        f"{self.text(exponent)}, which is not a fixed number: a base with units "
+                        "needs a numeric exponent")
             return UNKNOWN
         return DMNL
 
@@ -280,6 +287,11 @@ class _Checker:
                         f"{self.fmt(self.time)}")
 
 
+def ae_reference():
+    from pysd.translators.structures import abstract_expressions as ae
+    return ae.ReferenceStructure
+
+
 def _product(left, right, op):
     if left is UNKNOWN or right is UNKNOWN:
         return UNKNOWN
@@ -318,6 +330,8 @@ def _ramp(c: _Checker, args):
     for arg in args[1:]:
         c.time_arg(arg, "RAMP time")
     slope = c._infer(args[0])
+    if slope is ANY:  # RAMP(1, ...): a number takes the units the equation needs
+        return ANY
     return _product(slope, c.time, "*") if isinstance(c.time, Unit) else UNKNOWN
 
 
@@ -359,9 +373,10 @@ def _delay_like(c: _Checker, node):
 
 def _trend(c: _Checker, node):
     c.time_arg(node.average_time, "TREND averaging time")
-    unit = c._infer(node.input)
+    c._infer(node.input)
     c._infer(node.initial_trend)
-    return _product(unit, c.time, "/") if isinstance(c.time, Unit) else UNKNOWN
+    # TREND is a fractional rate of change: (input - average) / (average * time)
+    return DMNL / c.time if isinstance(c.time, Unit) else UNKNOWN
 
 
 def _forecast(c: _Checker, node):
@@ -410,13 +425,12 @@ def _text(node, name) -> str:
         ops, args = list(node.operators), node.arguments
         if ops == ["negative"]:
             return f"-{_text(args[0], name)}"
-        parts = [_text(args[0], name)]
-        for op, arg in zip(ops, args[1:]):
+        def term(arg):
             inner = _text(arg, name)
-            if isinstance(arg, ae.ArithmeticStructure) and list(arg.operators) != ["negative"]:
-                inner = f"({inner})"
-            parts.append(f"{op} {inner}")
-        return " ".join(parts)
+            nested = isinstance(arg, ae.ArithmeticStructure) and list(arg.operators) != ["negative"]
+            return f"({inner})" if nested else inner
+
+        return " ".join([term(args[0])] + [f"{op} {term(a)}" for op, a in zip(ops, args[1:])])
     if isinstance(node, ae.LogicStructure):
         return f" {node.operators[0]} ".join(_text(a, name) for a in node.arguments)
     if isinstance(node, ae.CallStructure):
