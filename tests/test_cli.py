@@ -75,14 +75,15 @@ def test_check_passes_the_shipped_model_and_flags_problems(tmp_path):
     juarez = Path(__file__).resolve().parents[1] / "models" / "juarez_brick_kilns.mdl"
     r = sd("check", juarez)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "0 finding(s)" in r.stdout
+    assert "0 error(s), 0 warning(s) -> OK" in r.stdout
     bad = tmp_path / "teacup.mdl"
     bad.write_text(TEACUP.read_text().replace("\t~\tDegrees Fahrenheit\n\t~\tTemperature of the room.",
                                               "\t~\t\n\t~\tTemperature of the room."))
     r = sd("check", bad, "--no-sources")
     assert r.returncode == 1
-    assert "'Room Temperature' has no units" in r.stdout
-    assert r.stdout.count("teacup.mdl:") == 2  # that finding and the summary line
+    assert "  'Room Temperature' has no units" in r.stdout
+    assert "teacup.mdl: DOCUMENTATION: 1 error(s), 0 warning(s)" in r.stdout
+    assert r.stdout.rstrip().endswith("-> FAILED")
 
 
 def test_debug_flag_is_accepted_after_any_subcommand():
