@@ -99,6 +99,8 @@ class Conservation:
 
 @dataclass(frozen=True)
 class TestsFile:
+    """A parsed tests file: its extreme-condition tests and conservation declarations."""
+
     path: Path
     tests: tuple[ExtremeTest, ...]
     conservation: tuple[Conservation, ...]
