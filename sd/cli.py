@@ -258,20 +258,20 @@ def cmd_check(args) -> int:
 
     if args.max_loops < 1 or args.show_loops < 0:
         raise SdInputError("--max-loops must be at least 1 and --show-loops at least 0.")
-    model = model_mod.load(args.model)
-    equations = read_equations(model.path)
-    spec = None
+    equations = read_equations(args.model)  # parsing only: no Python is built for these checks
+    model = spec = None
     if args.tests:
         from .reality import load_tests
+        model = model_mod.load(args.model)  # the reality checks run the model
         spec = load_tests(args.tests, model)  # bad tests file: exit 2 before any run
-    findings = check_model(model, sources=not args.no_sources, equations=equations)
+    findings = check_model(equations.path, sources=not args.no_sources, equations=equations)
     loops = find_loops(equations, max_loops=args.max_loops)
     reality = None
     if spec is not None:
         from .reality import run_tests
         reality = run_tests(spec, model, equations)
-    text, failed = check_report(model.path.name, len(model.variables), findings, loops, reality,
-                                args.tests, show_loops=args.show_loops)
+    text, failed = check_report(equations.path.name, len(equations.elements), findings, loops,
+                                reality, args.tests, show_loops=args.show_loops)
     print(text)
     return 1 if failed else 0
 

@@ -1,9 +1,9 @@
 """Model checks a modeler runs before trusting a model: a list of findings.
 
 Each finding is one line a modeler can act on. The checks read the ``.mdl``
-(equations through :mod:`sd.model.equations`, parsed once; units through
-:mod:`sd.model.unit_check`; diagram through :mod:`sd.model.sketch`; variable
-table through :mod:`sd.model`), never a second copy of the model.
+(equations, units and comments through :mod:`sd.model.equations`, parsed once;
+units through :mod:`sd.model.unit_check`; diagram through :mod:`sd.model.sketch`),
+never a second copy of the model, and never a translation to Python.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 
 from .equations import Equations, read_equations
-from .model import Model
 from .sketch import check_sketch
 from .unit_check import check_units
 
@@ -43,14 +42,17 @@ class Finding:
         return f"{self.check}: {self.message}"
 
 
-def check_model(model: Model, *, sources: bool = True,
+def check_model(path, *, sources: bool = True,
                 equations: Equations | None = None) -> list[Finding]:
-    """Return findings on units, documentation and the diagram of ``model``.
+    """Return findings on units, documentation and the diagram of a model.
+
+    Only PySD's parser is used: a model that PySD cannot build (yet) is still
+    checked.
 
     Parameters
     ----------
-    model : Model
-        From :func:`sd.model.load`.
+    path : str or pathlib.Path
+        The ``.mdl`` file.
     sources : bool
         Also require every constant's comment to cite a source or say
         "assumption" (the project's rule for its own models).
@@ -63,15 +65,15 @@ def check_model(model: Model, *, sources: bool = True,
         Units findings first (Vensim's Units Check), then documentation, then
         the diagram.
     """
-    eqs = equations if equations is not None else read_equations(model.path)
+    eqs = equations if equations is not None else read_equations(path)
     findings = [Finding("units", str(f), f.severity) for f in check_units(eqs)]
-    for var in model.variables.values():
-        if not var.units:
-            findings.append(Finding("documentation", f"'{var.name}' has no units"))
-        if var.kind != "control" and not var.comment:
-            findings.append(Finding("documentation", f"'{var.name}' has no comment (meaning and source)"))
-        elif sources and var.kind == "constant" and not _SOURCED.search(var.comment):
-            findings.append(Finding("documentation", f"constant '{var.name}': the comment cites no "
+    for el in eqs.elements.values():
+        if not el.units:
+            findings.append(Finding("documentation", f"'{el.name}' has no units"))
+        if el.kind != "control" and not el.comment:
+            findings.append(Finding("documentation", f"'{el.name}' has no comment (meaning and source)"))
+        elif sources and el.kind == "constant" and not _SOURCED.search(el.comment):
+            findings.append(Finding("documentation", f"constant '{el.name}': the comment cites no "
                                     "source and does not say 'assumption'"))
-    findings += [Finding("diagram", f) for f in check_sketch(model.path, eqs)]
+    findings += [Finding("diagram", f) for f in check_sketch(eqs.path, eqs)]
     return findings

@@ -46,6 +46,8 @@ class Element:
         The PySD abstract syntax tree of each component.
     limits : tuple
         The ``[min, max]`` range of the units field (None where absent).
+    comment : str
+        The comment field ("" when empty).
     """
 
     name: str
@@ -54,6 +56,7 @@ class Element:
     kind: str
     asts: tuple = ()
     limits: tuple = (None, None)
+    comment: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,8 @@ def read_equations(path: str | Path) -> Equations:
         key = norm(element.name)
         kind = _kind(key, asts, ctypes, key in flows, key in flow_keys)
         elements[key] = Element(name=element.name, key=key, units=(element.units or "").strip(),
-                                kind=kind, asts=asts, limits=tuple(element.limits or (None, None)))
+                                kind=kind, asts=asts, limits=tuple(element.limits or (None, None)),
+                                comment=" ".join((element.documentation or "").split()))
     flows = {s: tuple((f, sign) for f, sign in pairs if f in elements) for s, pairs in flows.items()}
     return Equations(path=path, elements=elements, flows=flows)
 
