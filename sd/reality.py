@@ -382,12 +382,14 @@ def _judge(test_name: str, exp: Expectation, ds, model) -> CheckResult:
     tol = exp.tolerance
     ok = {"<": gap < tol, "<=": gap <= tol, ">": gap > -tol, ">=": gap >= -tol,
           "==": np.abs(gap) <= tol}[op]
-    ok = ok.reshape(len(times), -1).all(axis=1) | ~mask
+    bad = ~ok.reshape(len(times), -1) & mask[:, None]
     label = f"{test_name}: {exp.text} ({exp.when()})"
-    if ok.all():
+    if not bad.any():
         return CheckResult(label, True, "holds")
-    k = int(np.argmax(~ok))
-    values = ", ".join(f"{n} = {_value(ds, model, n, k):.6g}" for n in dict.fromkeys(_names(exp.tree)))
+    k = int(np.argmax(bad.any(axis=1)))
+    label_el, where = _element(a - b, int(np.argmax(bad[k])))
+    values = ", ".join(f"{n}{label_el} = {_value(ds[model.variable(n).name], k, where):.6g}"
+                       for n in dict.fromkeys(_names(exp.tree)))
     return CheckResult(label, False, f"first violated at time {times[k]:g}: {values}")
 
 
@@ -397,9 +399,23 @@ def _broadcast(value, ds):
     return value.transpose("time", ...).values
 
 
-def _value(ds, model, name, k) -> float:
-    arr = np.asarray(ds[model.variable(name).name].transpose("time", ...).values[k])
-    return float(arr.ravel()[0]) if arr.ndim else float(arr)
+def _element(diff, flat: int) -> tuple[str, dict]:
+    """The subscript element at ``flat`` (after time): ``("[a,b]", {dim: coord})``."""
+    if np.isscalar(diff):
+        return "", {}
+    dims = [d for d in diff.transpose("time", ...).dims if d != "time"]
+    if not dims:
+        return "", {}
+    index = np.unravel_index(flat, [diff.sizes[d] for d in dims])
+    where = {d: diff[d].values[i] for d, i in zip(dims, index)}
+    return "[" + ",".join(str(v) for v in where.values()) + "]", where
+
+
+def _value(da, k: int, where: dict) -> float:
+    """A variable's value at time index ``k`` and the violating element."""
+    da = da.isel(time=k)
+    da = da.sel({d: v for d, v in where.items() if d in da.dims})
+    return float(np.asarray(da.values).ravel()[0])
 
 
 def _conserve(cons: Conservation, model, equations) -> list[CheckResult]:

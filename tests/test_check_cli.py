@@ -135,3 +135,13 @@ def test_diagram_bad_input_exits_2(tmp_path, args, message):
     r = sd("diagram", JUAREZ, *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_subscripted_violation_names_the_element(tmp_path, test_models_dir):
+    """Stock A[i,j] = initial + rate * t; the [Entry 3, Column 2] element (6 + 0.06 t) passes 10 first."""
+    model = next((test_models_dir / "subscript_2d_arrays").glob("*.mdl"))
+    tests = _tests_file(tmp_path, '[[test]]\nname = "bounded"\nexpect = [\'"Stock A" <= 10\']\n')
+    r = sd("check", model, "--tests", tests, "--no-sources")
+    fail = re.search(r"first violated at time ([\d.]+): Stock A\[Entry 3,Column 2\] = ([\d.]+)", r.stdout)
+    assert fail, r.stdout
+    assert 66 < float(fail[1]) <= 68 and float(fail[2]) > 10
