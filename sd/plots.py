@@ -225,8 +225,8 @@ def _box(obj) -> tuple[float, float, float, float]:
 
 
 def _wrap_label(name: str, half_width: float, size: float) -> str:
-    """Wrap a name into the label box Vensim gives it (average glyph 0.5 em)."""
-    per_line = max(int(2 * half_width / (0.5 * size)), 6)
+    """Wrap a name into the label box Vensim gives it (average glyph about 0.45 em)."""
+    per_line = max(int(2 * half_width / (0.45 * size)) + 1, 6)
     return "\n".join(textwrap.wrap(name, per_line, break_long_words=False)) or name
 
 
