@@ -1,0 +1,137 @@
+"""Step 2 of loading: model text -> PySD's abstract model (parsing only).
+
+PySD's Vensim parser (``VensimFile(...).parse().get_abstract_model()``) builds
+the abstract model without generating or importing code, with one exception
+closed here: its visitors call Python's ``eval`` on pieces of the model text
+(numbers, quoted strings, lookup points and the ``[(x0,y0)-(x1,y1)]`` limits
+of a lookup, which its grammar lets hold almost anything), so a crafted
+lookup ran code at parse time. This module replaces that ``eval`` with
+:func:`ast.literal_eval` (literals only: numbers, strings, tuples) in PySD's
+parser modules for the life of the process.
+
+Errors become :class:`SdInputError` naming the file, the line and, when it
+can be found, the variable.
+"""
+from __future__ import annotations
+
+import ast
+import re
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+from ..errors import SdInputError
+from .source import Source
+
+_LOCK = threading.Lock()
+
+
+def _literal(text, *_ignored):
+    """PySD's parser calls ``eval`` on literals only; anything else is refused."""
+    if not isinstance(text, str):
+        raise ValueError("expected the text of a literal")
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise ValueError(f"not a number, string or list of points: {text.strip()[:60]!r}") \
+            from None
+
+
+def _install_literal_eval() -> None:
+    """Shadow the builtin ``eval`` in PySD's parser modules (module globals
+    are looked up before builtins)."""
+    from pysd.translators.vensim import vensim_element
+    from pysd.translators.xmile import xmile_element
+
+    for module in (vensim_element, xmile_element):
+        module.eval = _literal
+
+
+def parse(source: Source):
+    """Parse ``source`` into PySD's :class:`AbstractModel`.
+
+    Raises
+    ------
+    SdInputError
+        The text is not Vensim PySD can parse: the message gives the file,
+        the line and the variable.
+    """
+    from pysd.translators.vensim.vensim_file import VensimFile
+
+    with _LOCK, tempfile.TemporaryDirectory(prefix="sd-parse-") as tmp:
+        _install_literal_eval()
+        mdl = Path(tmp) / "model.mdl"
+        mdl.write_text(source.text, encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                vf = VensimFile(mdl, encoding="utf-8")
+                vf.parse()
+                return vf.get_abstract_model()
+            except RecursionError:
+                raise SdInputError(f"{source.path}: an equation is nested too deeply to "
+                                   "parse.") from None
+            except Exception as exc:  # parsimonious, PySD and Python errors alike
+                raise SdInputError(_message(source, exc, vf if "vf" in locals() else None)) \
+                    from None
+
+
+def _message(source: Source, exc: Exception, vf) -> str:
+    path = source.path
+    text, pos = getattr(exc, "text", None), getattr(exc, "pos", None)
+    if isinstance(text, str) and isinstance(pos, int):
+        line = line_of(source.text, text, pos)
+        where = f"{path}:{line}" if line else str(path)
+        snippet = text[max(0, pos - 30):pos + 30].replace("\n", " ").strip()
+        return (f"{where}: Vensim syntax PySD cannot parse near {snippet!r} "
+                f"({type(exc).__name__}: {_short(exc)}). Check the equation's parentheses, "
+                "operators and the ~ and | separators.")
+    culprit = _failing_element(vf)
+    if culprit is not None:
+        line = line_of(source.text, culprit, 0)
+        where = f"{path}:{line}" if line else str(path)
+        name = re.split(r"[=(:\[]", culprit, maxsplit=1)[0].strip()
+        return (f"{where}: cannot read the equation of {name!r} ({type(exc).__name__}: "
+                f"{_short(exc)}).")
+    return f"{path}: PySD could not parse the model ({type(exc).__name__}: {_short(exc)})."
+
+
+def _short(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _failing_element(vf) -> str | None:
+    """The equation text of the first element that fails to parse, if the
+    failure was inside one element."""
+    for section in getattr(vf, "sections", None) or []:
+        try:
+            section.parse(parse_all=False)
+        except Exception:  # noqa: BLE001 - the section itself is broken
+            return None
+        for element in section.elements:
+            try:
+                element.parse()
+            except Exception:  # noqa: BLE001 - this is the one
+                return element.equation
+    return None
+
+
+def line_of(source: str, text: str, pos: int) -> int | None:
+    """Line in ``source`` where character ``pos`` of the element ``text`` lies.
+
+    PySD hands the parser an element with its whitespace normalised, so the
+    element is found again by its tokens, whatever blanks separate them.
+    """
+    tokens = text.split()
+    if not tokens:
+        return None
+    found = re.search(r"\s*".join(map(re.escape, tokens)), source)
+    if found is None:
+        return None
+    # Count the tokens before ``pos`` to land on the offending line.
+    before = len(text[:pos].split())
+    inner = re.match(r"\s*".join(map(re.escape, tokens[:before])) or "", source[found.start():])
+    offset = found.start() + (inner.end() if inner else 0)
+    return source.count("\n", 0, offset) + 1
