@@ -24,8 +24,11 @@ def test_translation_goes_to_cache_not_beside_model(tmp_path, private_cache):
     mdl.parent.mkdir()
     shutil.copy(TEACUP, mdl)
     model = load(mdl)
+    assert model.translation.is_file()
     assert sorted(p.name for p in mdl.parent.iterdir()) == ["teacup.mdl"]
-    assert model.translation.is_relative_to(private_cache)
+    # the sealed entry is in the cache; what is imported is a private copy of it
+    assert len(list(private_cache.glob("pysd/*/model.py"))) == 1
+    assert not model.translation.is_relative_to(mdl.parent)
     # Same content, other path: the same cached translation is reused.
     other = tmp_path / "copy.mdl"
     shutil.copy(TEACUP, other)

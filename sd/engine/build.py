@@ -1,15 +1,24 @@
 """Compile a model once per content hash and keep the artefact on disk.
 
-The cache key is the SHA-256 of the ``.mdl`` bytes plus the engine's own
-source and the PySD and numba versions, so editing the model or upgrading
-the engine recompiles; the numba machine code lives in the ``__pycache__``
-beside the generated source inside ``sd.model.cache.entry("engine", digest)``.
+The model is the snapshot of a loaded :class:`sd.model.Model` (a path is
+loaded first), so every engine runs the text :func:`sd.model.load` read.
+The cache key is the model's content key (its bytes and external files) plus
+the engine's own source, the PySD and numba versions and the cache format,
+so editing the model or upgrading the engine recompiles.
+
+The generated source is checked by :mod:`.verify` before it is compiled. The
+numba back end keeps it, with numba's machine-code cache (``__pycache__/*.nbi``,
+an index that numba unpickles, and ``*.nbc``), in a sealed cache entry
+(:func:`sd.model.cache.publish`): under a per-entry lock, the entry's HMAC
+manifest is checked before the module is imported and before numba reads its
+index, the function is compiled for the one signature the engine calls, the
+new files are sealed, and numba's disk cache is then switched off for that
+function so nothing unsealed is ever written.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +30,7 @@ from . import runtime
 from .codegen import generate
 from .compiler import Compiler
 from .model_ir import CONTROL, ModelIR, UnsupportedModel, canon
+from .verify import NUMBA_HEADER, NUMBA_DECORATOR, verify_expression, verify_source
 
 _HERE = Path(__file__).parent
 #: Above this many nodes + 4 x statefuls the default back end is numpy
@@ -84,7 +94,7 @@ _DIGESTS: dict = {}
 
 def _engine_digest() -> str:
     if "engine" not in _DIGESTS:
-        h = hashlib.sha256()
+        h = hashlib.sha256(f"format {cache.FORMAT}".encode())
         for f in sorted(_HERE.glob("*.py")):
             h.update(f.read_bytes())
         import pysd
@@ -100,17 +110,30 @@ def _engine_digest() -> str:
     return _DIGESTS["engine"]
 
 
-def model_digest(path) -> str:
-    """Cache key: model bytes + engine source + PySD/numba versions (memoised
-    per file state, so repeated small batches do not re-hash)."""
-    st = Path(path).stat()
-    key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        h.update(cache.file_sha256(path).encode())
-        h.update(_engine_digest().encode())
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
+_LOADED: dict = {}
+
+
+def _snapshot(model):
+    """The loaded model for ``model``: a Model is used as is (its snapshot); a
+    path is loaded once per content (memoised by the bytes' hash)."""
+    if hasattr(model, "abstract"):
+        return model
+    from ..model import source
+    from ..model.model import check_path, from_source
+
+    check_path(Path(model))
+    src = source.read(Path(model))
+    key = (str(src.path), src.sha256)
+    if key not in _LOADED:
+        _LOADED[key] = from_source(src)
+    return _LOADED[key]
+
+
+def model_digest(model) -> str:
+    """Cache key: model content key + engine source + versions."""
+    h = hashlib.sha256(_snapshot(model).key.encode())
+    h.update(_engine_digest().encode())
+    return h.hexdigest()
 
 
 def compile_model(path, mode: str | None = None, build: bool = True) -> CompiledModel | None:
@@ -118,8 +141,8 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
 
     Parameters
     ----------
-    path : str or Path or object with ``.path``
-        The Vensim ``.mdl``.
+    path : sd.model.Model or str or Path
+        A loaded model (its snapshot is compiled) or a ``.mdl`` to load.
     mode : {"numba", "numpy"}, optional
         Back end; default numba when importable.
     build : bool
@@ -130,12 +153,13 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
     UnsupportedModel
         The model uses a construct the engine does not implement.
     """
-    path = Path(getattr(path, "path", path))
-    digest = model_digest(path)
+    model = _snapshot(path)
+    path = model.path
+    digest = model_digest(model)
     key = (digest, mode)
     if key in _MEMO:
         return _MEMO[key]
-    ir = ModelIR(path)
+    ir = ModelIR(model)
     chosen = mode or ("numba" if _numba_available() else "numpy")
     comp = Compiler(ir, chosen)
     if mode is None and chosen == "numba" and _size(comp) > NUMBA_MAX_SIZE:
@@ -155,9 +179,11 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
         col += var.size
     source = generate(comp, cols)
     controls = _controls(ir, comp)
+    for code in controls:
+        verify_expression(code, model=str(path))
     if not build:
         return None
-    fn = _load(source, digest, mode)
+    fn = _load(source, digest, mode, str(path))
     params = tuple((var.name, var.labels()[slot], value) for var, slot, value in comp.params)
     kinds = {canon(v.name): v.kind if not v.literal or v.kind != "aux" else "constant"
              for v in ir.vars.values()}
@@ -207,30 +233,65 @@ def eval_controls(cm, overrides: dict) -> list:
     return out
 
 
-def _load(source: str, digest: str, mode: str):
-    where = cache.entry("engine", digest)
+def _load(source: str, digest: str, mode: str, model: str):
     if mode == "numpy":
-        # no JIT, nothing worth caching: generate and exec in memory
+        # no JIT, nothing worth caching: verify, then compile and exec in memory
+        verify_source(source, model=model, numba=False)
         env = {"np": np, "_uniform_int": runtime.uniform_int, **runtime.NUMPY}
-        code = compile(source, str(where / "model_numpy.py"), "exec")
+        code = compile(source, f"<sd engine {digest[:16]}>", "exec")
         exec(code, env)
         return env["simulate"]
-    header = ("import numpy as np\nimport numba\n"
-              "from sd.engine.runtime import numba_helpers as _nh\n"
-              "globals().update(_nh())\n\n"
-              "@numba.njit(cache=True, error_model='numpy', nogil=True)\n")
-    target = where / "model_numba.py"
-    text = header + source
-    if not target.is_file() or target.read_text() != text:
-        # atomic: parallel workers may compile the same model at once
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, target)
+    text = NUMBA_HEADER + f"@{NUMBA_DECORATOR}\n" + source
+    verify_source(text, model=model, numba=True)
     name = f"sd_engine_{digest[:16]}"
     if name in sys.modules:
         return sys.modules[name].simulate
+    with cache.lock("engine", digest):
+        def write(folder: Path) -> None:
+            (folder / "model_numba.py").write_text(text, encoding="utf-8")
+
+        where = cache.publish("engine", digest, write)
+        target = where / "model_numba.py"
+        if target.read_text(encoding="utf-8") != text:   # sealed, so only a hash collision
+            cache.discard(where, "model_numba.py is not the generated source")
+            where = cache.publish("engine", digest, write)
+        fn = _import(name, target)
+        _compile_sealed(fn, where, digest)
+    return fn
+
+
+def _import(name: str, target: Path):
+    """Import the verified source (never a ``.pyc``: none is written or read)."""
     spec = importlib.util.spec_from_file_location(name, target)
     module = importlib.util.module_from_spec(spec)
+    before = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = before
     sys.modules[name] = module
-    spec.loader.exec_module(module)
     return module.simulate
+
+
+def _compile_sealed(fn, where: Path, digest: str) -> None:
+    """Compile ``fn`` for the engine's signature, reading or writing numba's
+    disk cache only inside the (checked) entry, then seal what numba wrote
+    and stop it writing more."""
+    from numba.core.caching import NullCache
+
+    located = Path(getattr(fn._cache, "_cache_path", "")).resolve()
+    if where.resolve() not in (located, *located.parents):
+        fn._cache = NullCache()     # e.g. NUMBA_CACHE_DIR elsewhere: compile in memory only
+    fn.compile(_signature())
+    if not isinstance(fn._cache, NullCache):
+        cache.sign(where, "engine", digest)
+    fn._cache = NullCache()
+
+
+def _signature():
+    """The argument types of every call the engine makes (C-contiguous arrays)."""
+    from numba import types
+
+    f1, i1 = types.float64[::1], types.int64[::1]
+    return (types.float64[:, ::1], f1, f1, f1, f1, i1, i1, f1, i1, i1, types.float64[:, :, ::1])

@@ -1,6 +1,6 @@
 """From PySD's abstract model to a flat, scalar view of a Vensim model.
 
-PySD's translator (``VensimFile(path).parse().get_abstract_model()``) gives
+PySD's parser (through :mod:`sd.model.parse`, on the loaded model's snapshot) gives
 elements whose components carry an AST and the subscripts they define. The
 engine flattens every subscripted variable into one scalar *slot* per element
 combination, so the code generator only ever deals with scalars: this makes
@@ -14,7 +14,6 @@ PySD does raises :class:`UnsupportedModel` naming the construct and variable.
 from __future__ import annotations
 
 import itertools
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,15 +69,15 @@ class Var:
 class ModelIR:
     """Variables, subscript ranges and lookups of one model's main section."""
 
-    def __init__(self, path: str | Path):
-        from pysd.translators.vensim.vensim_file import VensimFile
+    def __init__(self, model):
+        """``model``: a loaded :class:`sd.model.Model` (its snapshot's parse is
+        used) or the path of a ``.mdl`` (read and checked by :func:`sd.model.load`)."""
+        if not hasattr(model, "abstract"):
+            from ..model import load
 
-        self.path = Path(path)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            vf = VensimFile(self.path)
-            vf.parse()
-            am = vf.get_abstract_model()
+            model = load(model)
+        self.path = Path(model.path)
+        am = model.abstract
         if len(am.sections) != 1:
             macros = [s.name for s in am.sections if s.type != "main"]
             raise UnsupportedModel(f"macros ({', '.join(macros)}) are not supported")

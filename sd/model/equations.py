@@ -1,15 +1,14 @@
 """The equations of a Vensim model as PySD's parser reads them, nothing built.
 
-:func:`read_equations` runs PySD's Vensim parser (``VensimFile.parse`` and
-``get_abstract_model``): pure parsing, no Python is written or imported, so
-it is safe on untrusted files. Units analysis, feedback loops and the sketch
+:func:`read_equations` runs PySD's Vensim parser through
+:mod:`sd.model.parse` (which replaces the parser's ``eval`` with a literal-only
+evaluator): no Python is written or imported, so it is safe on untrusted files. Units analysis, feedback loops and the sketch
 checks all start from the :class:`Equations` it returns, so a check parses
 the model once.
 """
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,13 +84,13 @@ class Equations:
         return el.name if el else key
 
 
-def read_equations(path: str | Path) -> Equations:
-    """Parse a ``.mdl`` with PySD's parser.
+def read_equations(path) -> Equations:
+    """Parse a ``.mdl`` with PySD's parser (through :mod:`sd.model.parse`).
 
     Parameters
     ----------
-    path : str or pathlib.Path
-        The Vensim model.
+    path : str or pathlib.Path or sd.model.Model
+        The Vensim model (a loaded :class:`~sd.model.Model` is not parsed again).
 
     Returns
     -------
@@ -104,20 +103,17 @@ def read_equations(path: str | Path) -> Equations:
         (the message names the line).
     """
     from pysd.translators.structures import abstract_expressions as ae
-    from pysd.translators.vensim.vensim_file import VensimFile
 
-    path = Path(path)
-    if not path.is_file():
-        raise SdInputError(f"{path}: no such model file.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            vf = VensimFile(str(path))
-            vf.parse()
-            model = vf.get_abstract_model()
-    except Exception as exc:  # noqa: BLE001 - parsimonious raises many types
-        from .model import _parse_message
-        raise SdInputError(_parse_message(path, exc)) from None
+    if hasattr(path, "abstract"):   # a loaded Model: its snapshot, parsed once
+        model, path = path.abstract, path.path
+    else:
+        from .parse import parse
+        from .source import read
+
+        path = Path(path)
+        if not path.is_file():
+            raise SdInputError(f"{path}: no such model file.")
+        model = parse(read(path))
     raw = []
     for section in model.sections[:1]:  # macros are their own sections: not model variables
         for element in section.elements:

@@ -1,29 +1,26 @@
 """Load a Vensim model once, run it many times in isolation, resolve its names.
 
-The ``.mdl`` is the only source of a model. :func:`load` translates it with
-PySD once per content hash into :mod:`sd.model.cache` (never next to the user's
-file), reads the variable table (units, comments, kind) and returns a
-:class:`Model`. :meth:`Model.fresh` gives a new PySD model object for every
-run: PySD's ``run(params=...)`` changes the model it is called on for good, so
-two runs must never share one.
+The ``.mdl`` is the only source of a model, and it is untrusted data.
+:func:`load` reads the file once (:mod:`sd.model.source`: the snapshot every
+later use works from), parses it (:mod:`sd.model.parse`), checks every text
+in it (:mod:`sd.model.sanitize`) and reads the variable table (units,
+comments, kinds) from the parsed model: ``sd info`` and ``sd check`` never
+generate or import code. The PySD translation is built, verified and cached
+only when the PySD engine first needs it (:attr:`Model.translation`,
+:mod:`sd.model.translate`). :meth:`Model.fresh` gives a new PySD model object
+for every run: PySD's ``run(params=...)`` changes the model it is called on
+for good, so two runs must never share one.
 """
 from __future__ import annotations
 
-import re
-import shutil
-import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Mapping
 
-import pandas as pd
-
-from . import cache
 from ..errors import SdInputError, suggest
-
-#: Bumped when the translation layout in the cache changes.
-_CACHE_VERSION = "1"
+from . import sanitize, source as source_mod, structure
+from .parse import parse
 
 #: Vensim's control variables, present in every model.
 CONTROL = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
@@ -60,16 +57,53 @@ class Variable:
 
 @dataclass(frozen=True)
 class Model:
-    """A translated Vensim model: its file, hash, variables and translation.
+    """A Vensim model as read once: file, hash, variables and parsed equations.
 
-    Build one with :func:`load`. The object itself holds no simulation
-    state; every run starts from :meth:`fresh`.
+    Build one with :func:`load`. The object is a snapshot: every engine and
+    every run of it uses the text read by :func:`load`, whatever happens to
+    the file afterwards. It holds no simulation state; every PySD run starts
+    from :meth:`fresh`.
+
+    Attributes
+    ----------
+    path : Path
+        The model file (absolute).
+    sha256 : str
+        SHA-256 of the file's bytes as read.
+    variables : mapping of str to Variable
+        By Vensim name, in file order.
+    source : sd.model.source.Source
+        The snapshot: bytes, decoded text, encoding.
+    abstract : pysd AbstractModel
+        PySD's parse of the snapshot (never modified).
+    prepared : sd.model.sanitize.Prepared
+        The checked copy code is generated from, and the external files.
     """
 
     path: Path
     sha256: str
-    translation: Path
     variables: Mapping[str, Variable] = field(repr=False)
+    source: source_mod.Source = field(repr=False, compare=False)
+    abstract: object = field(repr=False, compare=False)
+    prepared: sanitize.Prepared = field(repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """Content key: the model's bytes and the external files it reads."""
+        import hashlib
+
+        h = hashlib.sha256(self.sha256.encode())
+        for ext in sorted(self.prepared.externals, key=lambda e: e.stored):
+            h.update(f" {ext.stored} {ext.sha256}".encode())
+        return h.hexdigest()
+
+    @cached_property
+    def translation(self) -> Path:
+        """The verified PySD translation (built and cached on first use), in a
+        folder private to this process."""
+        from .translate import translate
+
+        return translate(self.source, self.prepared)
 
     # -- names -----------------------------------------------------------
     @cached_property
@@ -111,16 +145,14 @@ class Model:
 
     # -- runs ------------------------------------------------------------
     def fresh(self):
-        """A new PySD model object loaded from the cached translation."""
-        import pysd
+        """A new PySD model object loaded from the verified translation."""
+        from .translate import load as load_translation
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return pysd.load(str(self.translation))
+        return load_translation(self.translation)
 
 
 def load(path: str | Path) -> Model:
-    """Translate ``path`` (a Vensim ``.mdl``) once and describe its variables.
+    """Read ``path`` (a Vensim ``.mdl``) once, check it and describe its variables.
 
     Parameters
     ----------
@@ -134,159 +166,171 @@ def load(path: str | Path) -> Model:
     Raises
     ------
     SdInputError
-        The file is missing, is not a ``.mdl``, cannot be parsed (the message
-        gives the line), or uses a function PySD does not implement.
+        The file is missing, is not a ``.mdl``, is not UTF-8 or Latin-1 text,
+        cannot be parsed (the message gives the line), or holds a text that
+        could reach generated code (the message names the variable).
     """
     path = Path(path)
+    check_path(path)
+    return from_source(source_mod.read(path))
+
+
+def check_path(path: Path) -> None:
+    """Refuse a path that is not an existing ``.mdl`` file (closest names)."""
     if not path.is_file():
         near = suggest(path.name, [p.name for p in path.parent.glob("*.mdl")]) \
             if path.parent.is_dir() else ""
         raise SdInputError(f"Model file not found: {path}." + near)
     if path.suffix.lower() != ".mdl":
         raise SdInputError(f"{path}: expected a Vensim model file ending in .mdl.")
-    _check_text(path)
-    digest = cache.file_sha256(path)
-    translation = _translate(path, digest)
-    pysd_model = _load_translation(translation)
-    return Model(path=path.resolve(), sha256=digest, translation=translation,
-                 variables=_describe(pysd_model))
 
 
-def _check_text(path: Path) -> None:
-    """Refuse files PySD would fail on obscurely: empty or not text."""
-    data = path.read_bytes()
-    if not data.strip():
-        raise SdInputError(f"{path}: the file is empty; expected Vensim equations (save the "
-                           "model from Vensim as a text .mdl).")
-    if b"\x00" in data[:4096]:
-        raise SdInputError(f"{path}: not a text file; Vensim's binary .vmf/.vpm formats are not "
-                           "read: save the model from Vensim as a text .mdl.")
+def from_source(src: source_mod.Source) -> Model:
+    """The :class:`Model` of an already read file (see :func:`load`)."""
+    abstract = parse(src)
+    prepared = sanitize.prepare(abstract, src)
+    structure.check(abstract, src)
+    return Model(path=src.path, sha256=src.sha256, variables=describe(abstract),
+                 source=src, abstract=abstract, prepared=prepared)
 
 
-def _translate(path: Path, digest: str) -> Path:
-    import pysd
+def describe(abstract) -> dict[str, Variable]:
+    """The variable table of the main section, classified as PySD's builder
+    types its components (``Constant``: no reference to anything; a stock:
+    an INTEG; a flow: referenced directly by a stock's rate)."""
+    from pysd.builders.python.namespace import NamespaceManager
+    from pysd.translators.structures.abstract_model import AbstractLookup
 
-    where = cache.entry("pysd", f"{digest}-{pysd.__version__}-{_CACHE_VERSION}")
-    target = where / "model.py"
-    if target.is_file():
-        return target
-    # Translate in a scratch copy so a half-written translation never sits in
-    # the cache under its final name, and the user's folder is never touched.
-    scratch = where / "tmp"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
-    shutil.copyfile(path, scratch / "model.mdl")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            pysd.read_vensim(str(scratch / "model.mdl"), initialize=False)
-        except Exception as exc:  # parsimonious, PySD and Python errors alike
-            raise SdInputError(_parse_message(path, exc)) from exc
-    missing = _not_implemented(caught)
-    if missing:
-        raise SdInputError(
-            f"{path}: PySD does not implement the Vensim function(s) "
-            f"{', '.join(missing)}; rewrite those equations with supported functions "
-            "(see https://pysd.readthedocs.io/en/master/structure/vensim_translation.html).")
-    (scratch / "model.py").replace(target)
-    shutil.rmtree(scratch, ignore_errors=True)
-    return target
-
-
-def _load_translation(translation: Path):
-    import pysd
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pysd.load(str(translation), initialize=False)
-
-
-_NOT_IMPLEMENTED = re.compile(r"Trying to translate '([^']+)' which it is not implemented")
-
-
-def _not_implemented(caught) -> list[str]:
-    names = []
-    for w in caught:
-        m = _NOT_IMPLEMENTED.search(str(w.message))
-        if m and m.group(1) not in names:
-            names.append(m.group(1))
-    return names
-
-
-def _parse_message(path: Path, exc: Exception) -> str:
-    """Turn a PySD/parsimonious failure into 'file:line: what went wrong'."""
-    text = getattr(exc, "text", None)
-    pos = getattr(exc, "pos", None)
-    if isinstance(text, str) and isinstance(pos, int):
-        line = _line_of(path, text, pos)
-        where = f"{path}:{line}" if line else str(path)
-        snippet = text[max(0, pos - 30):pos + 30].replace("\n", " ").strip()
-        return (f"{where}: Vensim syntax PySD cannot parse near {snippet!r} "
-                f"({type(exc).__name__}: {exc}). Check the equation's parentheses, "
-                "operators and the ~ and | separators.")
-    return f"{path}: PySD could not translate the model ({type(exc).__name__}: {exc})."
-
-
-def _line_of(path: Path, text: str, pos: int) -> int | None:
-    """Line in ``path`` where character ``pos`` of the element ``text`` lies.
-
-    PySD hands the parser an element with its whitespace normalised, so the
-    element is found again by its tokens, whatever blanks separate them.
-    """
-    tokens = text.split()
-    if not tokens:
-        return None
-    source = path.read_text(encoding="utf-8", errors="replace")
-    found = re.search(r"\s*".join(map(re.escape, tokens)), source)
-    if found is None:
-        return None
-    # Count the tokens before ``pos`` to land on the offending line.
-    before = len(text[:pos].split())
-    inner = re.match(r"\s*".join(map(re.escape, tokens[:before])) or "", source[found.start():])
-    offset = found.start() + (inner.end() if inner else 0)
-    return source.count("\n", 0, offset) + 1
-
-
-def _describe(pysd_model) -> dict[str, Variable]:
-    """Classify every documented variable as Vensim users think of them."""
-    doc = pysd_model.doc
-    flows = _flow_py_names(pysd_model)
+    section = abstract.sections[0]
+    names = NamespaceManager(section.params)
+    for el in section.elements:
+        names.add_to_namespace(el.name)
+    ranges = {r.name: r.subscripts for r in section.subscripts}
+    variables = {el.name.lower().replace(" ", "_") for el in section.elements} | {"time"}
+    flows: set = set()
+    for el in section.elements:
+        for comp in el.components:
+            for integ in _statefuls(comp.ast, "IntegStructure"):
+                flows |= _direct_refs(integ.flow)
     out: dict[str, Variable] = {}
-    for row in doc.itertuples(index=False):
-        name, py = row[0], row[1]
-        if name == "Time":
-            continue
-        ctype, subtype = str(row.Type), str(row.Subtype)
-        if name in CONTROL:
+    for el in section.elements:
+        asts = [c.ast for c in el.components]
+        clean = el.name.lower().replace(" ", "_")
+        if el.name in CONTROL:
             kind = "control"
-        elif ctype == "Stateful" and subtype == "Integ":
+        elif _outer_stateful(asts) == "IntegStructure":
             kind = "stock"
-        elif ctype == "Lookup":
+        elif all(isinstance(c, AbstractLookup) or _is_type(c.ast, "GetLookupsStructure")
+                 for c in el.components):
             kind = "lookup"
-        elif py in flows:
+        elif clean in flows:
             kind = "flow"
-        elif ctype == "Constant":
+        elif all(_constant(c, variables) for c in el.components):
             kind = "constant"
         else:
             kind = "auxiliary"
-        subs = tuple(row.Subscripts) if isinstance(row.Subscripts, (list, tuple)) else ()
-        out[name] = Variable(name=name, py_name=py, kind=kind,
-                             units=_text(row.Units), comment=_text(row.Comment),
-                             subscripts=subs)
+        out[el.name] = Variable(name=el.name, py_name=names.namespace[el.name], kind=kind,
+                                units=(el.units or "").strip(),
+                                comment=(el.documentation or "").strip(),
+                                subscripts=_dims(el.components, ranges))
     return out
 
 
-def _flow_py_names(pysd_model) -> set[str]:
-    deps = pysd_model._dependencies
-    flows: set[str] = set()
-    for key, value in deps.items():
-        if key.startswith("_integ_") and isinstance(value, dict):
-            flows.update(value.get("step", {}))
-    return flows
+_STATEFUL = ("IntegStructure", "SmoothStructure", "SmoothNStructure", "DelayStructure",
+             "DelayNStructure", "DelayFixedStructure", "TrendStructure", "ForecastStructure",
+             "SampleIfTrueStructure", "InitialStructure")
 
 
-def _text(value) -> str:
-    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).strip()
+def _is_type(node, name: str) -> bool:
+    return type(node).__name__ == name
+
+
+def _children(node):
+    if isinstance(node, (list, tuple)):
+        yield from node
+    elif hasattr(node, "__dataclass_fields__"):
+        for f in node.__dataclass_fields__:
+            yield getattr(node, f)
+
+
+def _statefuls(node, name: str):
+    if _is_type(node, name):
+        yield node
+    for child in _children(node):
+        yield from _statefuls(child, name)
+
+
+def _outer_stateful(asts) -> str | None:
+    """PySD types a component by the outermost stateful in it (its builder
+    runs last)."""
+    found = None
+    for ast in asts:
+        stack = [ast]
+        while stack:
+            node = stack.pop()
+            if type(node).__name__ in _STATEFUL:
+                found = type(node).__name__
+                break
+            stack.extend(_children(node))
+    return found
+
+
+def _direct_refs(node) -> set:
+    """Names a rate depends on directly (statefuls inside it are objects)."""
+    if type(node).__name__ in _STATEFUL:
+        return set()
+    if _is_type(node, "ReferenceStructure"):
+        return {node.reference}
+    out: set = set()
+    for child in _children(node):
+        out |= _direct_refs(child)
+    return out
+
+
+def _constant(comp, variables: set) -> bool:
+    """PySD's type ``Constant``: an external constant, or no reference at all."""
+    if _is_type(comp.ast, "GetConstantsStructure"):
+        return True
+    if type(comp).__name__ in ("AbstractLookup", "AbstractData"):
+        return False
+    return _outer_stateful([comp.ast]) is None and not _any_ref(comp.ast, variables) and \
+        not _any_type(comp.ast, ("GetDataStructure", "GetLookupsStructure", "DataStructure"))
+
+
+def _any_ref(node, variables: set) -> bool:
+    """Whether ``node`` depends on a variable or the clock (a subscript range
+    or element used as a value is a number)."""
+    if _is_type(node, "ReferenceStructure"):
+        return node.reference in variables
+    if _is_type(node, "CallStructure"):
+        # a built-in function is no dependency unless it reads the clock (PySD
+        # adds "time" to its dependencies); a lookup or macro call is one
+        from pysd.builders.python.python_functions import functionspace
+
+        fn = node.function.reference
+        if fn not in functionspace or fn == "active_initial" or fn.startswith("random") \
+                or "__data" in functionspace[fn][0]:
+            return True
+        return any(_any_ref(a, variables) for a in node.arguments)
+    return any(_any_ref(c, variables) for c in _children(node))
+
+
+def _any_type(node, names) -> bool:
+    if type(node).__name__ in names:
+        return True
+    return any(_any_type(c, names) for c in _children(node))
+
+
+def _dims(components, ranges) -> tuple:
+    subs = components[0].subscripts[0] if components and components[0].subscripts else []
+    out = []
+    for s in subs:
+        if s in ranges:
+            out.append(s)
+        else:
+            out.append(next((r for r, el in ranges.items()
+                             if isinstance(el, list) and s in el), s))
+    return tuple(out)
 
 
 def _canon(name: str) -> str:

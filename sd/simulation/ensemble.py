@@ -66,7 +66,9 @@ def run_many(model, samples: pd.DataFrame, *, variables=None, times=None, lookup
         from ..engine import UnsupportedModel, run_fast
 
         try:
-            return run_fast(path, samples, variables, times, lookups, time)
+            # a loaded Model is run from its snapshot, not the file as it is now
+            return run_fast(model if hasattr(model, "abstract") else path, samples, variables,
+                            times, lookups, time)
         except UnsupportedModel as exc:
             if engine == "fast":
                 raise

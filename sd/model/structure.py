@@ -1,0 +1,198 @@
+"""Checks that a parsed model is complete and consistent, before anything runs.
+
+Each problem PySD or an engine would otherwise meet half-way through (a
+crash deep in a translation, a hang, an internal error) is found here on the
+abstract model and reported as an :class:`SdInputError` naming the file,
+the line where it can be found, and the variable:
+
+* a function PySD does not implement;
+* a variable defined twice (two equations for the same name and elements);
+* a simultaneous equation: auxiliaries that depend on each other with no
+  stock or delay between them (``A = B``, ``B = A``);
+* a missing control variable (INITIAL TIME, FINAL TIME, TIME STEP, SAVEPER).
+
+Time settings themselves (values, grid, run length) are checked by
+:mod:`sd.model.timing`, for the model and for every scenario override.
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import SdInputError
+from .source import Source
+
+CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
+#: Structures whose value at a time does not need the current value of their
+#: inputs (they hold state), so they break a simultaneous loop.
+_STATEFUL = ("IntegStructure", "SmoothStructure", "SmoothNStructure", "DelayStructure",
+             "DelayNStructure", "DelayFixedStructure", "TrendStructure", "ForecastStructure",
+             "SampleIfTrueStructure", "InitialStructure")
+
+
+def check(abstract, source: Source) -> None:
+    """Raise :class:`SdInputError` for the first problem listed in the module
+    docstring."""
+    main = abstract.sections[0]
+    _functions(abstract, source)
+    _duplicates(main, source)
+    _controls(main, source)
+    _simultaneous(main, source)
+
+
+def _where(source: Source, name: str) -> str:
+    line = line_of_definition(source.text, name)
+    return f"{source.path}:{line}" if line else str(source.path)
+
+
+def line_of_definition(text: str, name: str, nth: int = 0) -> int | None:
+    """Line of the ``nth`` equation defining ``name`` (Vensim spelling, any
+    case and blanks), or None."""
+    words = name.strip('"').split()
+    if not words:
+        return None
+    pattern = r'(?im)^[ \t]*"?' + r"[ \t_]+".join(map(re.escape, words)) + \
+        r'"?[ \t]*(\[[^\]]*\])?[ \t]*(=|:=|==|\(|:[A-Z ]+:)'
+    hits = list(re.finditer(pattern, text))
+    if len(hits) <= nth:
+        return None
+    return text.count("\n", 0, hits[nth].start()) + 1
+
+
+def _functions(abstract, source: Source) -> None:
+    from pysd.builders.python.python_functions import functionspace
+
+    missing: dict[str, str] = {}
+    for section in abstract.sections:
+        known = {el.name.lower().replace(" ", "_") for el in section.elements}
+        known |= {s.name.lower().replace(" ", "_") for s in abstract.sections[1:]}
+        for el in section.elements:
+            for comp in el.components:
+                for node in _walk(comp.ast):
+                    if type(node).__name__ != "CallStructure":
+                        continue
+                    fn = node.function.reference
+                    if fn in known or fn in functionspace or fn == "a_function_of":
+                        continue
+                    missing.setdefault(fn.upper().replace("_", " "), el.name)
+    if missing:
+        first = next(iter(missing.values()))
+        raise SdInputError(
+            f"{_where(source, first)}: PySD does not implement the Vensim function(s) "
+            f"{', '.join(missing)} (used in {first!r}); rewrite those equations with supported "
+            "functions (see https://pysd.readthedocs.io/en/master/structure/"
+            "vensim_translation.html).")
+
+
+def _duplicates(section, source: Source) -> None:
+    seen: dict[str, str] = {}
+    for el in section.elements:
+        key = " ".join(el.name.lower().replace("_", " ").split())
+        if key in seen:
+            line = line_of_definition(source.text, el.name, nth=1)
+            where = f"{source.path}:{line}" if line else str(source.path)
+            raise SdInputError(f"{where}: {el.name!r} is defined twice (also as "
+                               f"{seen[key]!r}); keep one equation.")
+        seen[key] = el.name
+        combos: dict = {}
+        for comp in el.components:
+            subs, excepts = comp.subscripts
+            if excepts:
+                continue
+            k = tuple(subs)
+            if k in combos:
+                line = line_of_definition(source.text, el.name, nth=1)
+                where = f"{source.path}:{line}" if line else str(source.path)
+                raise SdInputError(f"{where}: {el.name!r}{list(subs) if subs else ''} is "
+                                   "defined twice; keep one equation.")
+            combos[k] = True
+
+
+def _controls(section, source: Source) -> None:
+    names = {" ".join(el.name.replace("_", " ").upper().split()) for el in section.elements}
+    missing = [c for c in CONTROL_NAMES if c not in names]
+    if missing:
+        raise SdInputError(
+            f"{source.path}: the model has no {', '.join(missing)}; every Vensim model needs "
+            "INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER (Model > Settings in Vensim, or "
+            "an equation such as 'FINAL TIME = 100 ~ Month ~ |').")
+
+
+def _simultaneous(section, source: Source) -> None:
+    """Auxiliaries that need each other's current value: a cycle with no
+    stateful structure on it (PySD recurses forever, the engine refuses)."""
+    from pysd.translators.structures.abstract_model import AbstractLookup
+
+    names = {el.name.lower().replace(" ", "_"): el for el in section.elements
+             if not all(isinstance(c, AbstractLookup) for c in el.components)}
+    deps = {}
+    for key, el in names.items():
+        refs: set = set()
+        for comp in el.components:
+            refs |= _instant_refs(comp.ast)
+        subscripted = any(c.subscripts[0] for c in el.components)
+        # x[A2] = x[A1] * 2 is legal: elements of one variable may use each other
+        deps[key] = sorted(r for r in refs if r in names and not (r == key and subscripted))
+    state: dict = {}
+    for root in names:
+        if root in state:
+            continue
+        stack = [(root, iter(deps[root]))]
+        state[root] = 1
+        path = [root]
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                continue
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt]
+                shown = " -> ".join(names[c].name for c in cycle)
+                raise SdInputError(
+                    f"{_where(source, names[nxt].name)}: simultaneous equations: {shown}. "
+                    "Each needs the other's value at the same time; break the loop with a "
+                    "stock (INTEG) or a delay, or give one of them an initial value "
+                    "(ACTIVE INITIAL).")
+            if nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append((nxt, iter(deps[nxt])))
+
+
+def _instant_refs(node) -> set:
+    """Variables whose current value ``node`` needs (not through a stateful,
+    and not the initial-value argument of ACTIVE INITIAL)."""
+    name = type(node).__name__
+    if name in _STATEFUL:
+        return set()
+    if name == "ReferenceStructure":
+        return {node.reference}
+    if name == "CallStructure":
+        fn = node.function.reference
+        args = list(node.arguments)
+        if fn == "active_initial" and args:
+            args = args[:1]
+        out = {fn}
+        for a in args:
+            out |= _instant_refs(a)
+        return out
+    out = set()
+    for child in _children(node):
+        out |= _instant_refs(child)
+    return out
+
+
+def _children(node):
+    if isinstance(node, (list, tuple)):
+        yield from node
+    elif hasattr(node, "__dataclass_fields__"):
+        for f in node.__dataclass_fields__:
+            yield getattr(node, f)
+
+
+def _walk(node):
+    yield node
+    for child in _children(node):
+        yield from _walk(child)
