@@ -148,9 +148,13 @@ class _Body:
                                                      or (node.value.id in ("P", "times")
                                                          and node.attr == "shape")):
                 return
+            if node.attr == "copy" and isinstance(node.value, ast.Subscript):
+                return self.expr(node.value)   # pipe[p].copy() (numpy back end)
             raise _Refused(f"the attribute .{node.attr}")
         if t is ast.Call:
             f = node.func
+            if isinstance(f, ast.Attribute) and f.attr == "copy" and not node.args:
+                return self.expr(f)
             if not ((isinstance(f, ast.Name) and f.id in _HELPERS) or
                     (isinstance(f, ast.Attribute) and _is_np(f))):
                 raise _Refused(f"a call of {ast.unparse(f)[:40]}")

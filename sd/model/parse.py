@@ -98,7 +98,7 @@ def _message(source: Source, exc: Exception, vf) -> str:
 
 
 def _short(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
+    text = " ".join(str(exc).split()).split(" Parse tree:")[0]
     return text if len(text) <= 200 else text[:197] + "..."
 
 
@@ -112,7 +112,9 @@ def _failing_element(vf) -> str | None:
             return None
         for element in section.elements:
             try:
-                element.parse()
+                component = element.parse()
+                if hasattr(component, "parse"):
+                    component.parse()
             except Exception:  # noqa: BLE001 - this is the one
                 return element.equation
     return None
