@@ -268,22 +268,14 @@ def validate(scenario: Scenario, model) -> Scenario:
     for name, points in scenario.lookups.items():
         var = _lookup(model, name, ("lookup",), "lookup table", where)
         lookups[var.name] = points
-    _check_time(scenario.time, where)
+    # the one check of time settings, for every engine (sd.model.timing)
+    from .model.timing import settings as time_settings
+    time_settings(model, scenario.time, constants, where)
     return replace(scenario, constants=constants, lookups=lookups)
 
 
 def _lookup(model, name, kinds, what, where):
     return model.variable(name, kinds=kinds, what=what, where=where)
-
-
-def _check_time(time: Mapping[str, float], where: str) -> None:
-    if "time_step" in time and time["time_step"] <= 0:
-        raise SdInputError(f"TIME STEP{where} must be positive, got {time['time_step']}.")
-    if "saveper" in time and time["saveper"] <= 0:
-        raise SdInputError(f"SAVEPER{where} must be positive, got {time['saveper']}.")
-    if "initial_time" in time and "final_time" in time and time["final_time"] <= time["initial_time"]:
-        raise SdInputError(f"FINAL TIME{where} must be after INITIAL TIME "
-                           f"({time['final_time']} <= {time['initial_time']}).")
 
 
 def resolve(spec: str | None, model_path: Path, search: list[Path] | None = None) -> Scenario:

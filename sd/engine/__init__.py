@@ -42,8 +42,10 @@ def supports(path) -> tuple[bool, str]:
         ``(True, "")`` or ``(False, reason)``; the reason names the
         unsupported construct and the variable using it.
     """
+    from ..errors import SdInputError
+
     try:
         compile_model(path, build=False)
-    except UnsupportedModel as exc:
+    except (UnsupportedModel, SdInputError) as exc:   # a model sd refuses is not run either
         return False, str(exc)
     return True, ""

@@ -78,6 +78,7 @@ class CompiledModel:
     outputs: tuple = field(repr=False)
     controls: tuple = ()
     kinds: dict = field(default_factory=dict, repr=False)
+    model: object = field(default=None, repr=False, compare=False)
 
     def param_columns(self) -> dict:
         """canon(Vensim name) -> list of constants-matrix columns."""
@@ -110,23 +111,11 @@ def _engine_digest() -> str:
     return _DIGESTS["engine"]
 
 
-_LOADED: dict = {}
-
-
 def _snapshot(model):
-    """The loaded model for ``model``: a Model is used as is (its snapshot); a
-    path is loaded once per content (memoised by the bytes' hash)."""
-    if hasattr(model, "abstract"):
-        return model
-    from ..model import source
-    from ..model.model import check_path, from_source
+    """A Model is used as is (its snapshot); a path is loaded (memoised by content)."""
+    from ..model.model import as_model
 
-    check_path(Path(model))
-    src = source.read(Path(model))
-    key = (str(src.path), src.sha256)
-    if key not in _LOADED:
-        _LOADED[key] = from_source(src)
-    return _LOADED[key]
+    return as_model(model)
 
 
 def model_digest(model) -> str:
@@ -188,7 +177,7 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
     kinds = {canon(v.name): v.kind if not v.literal or v.kind != "aux" else "constant"
              for v in ir.vars.values()}
     cm = CompiledModel(path, digest, mode, fn, params,
-                       tuple(comp.tables), tuple(outputs), controls, kinds)
+                       tuple(comp.tables), tuple(outputs), controls, kinds, model)
     _MEMO[key] = cm
     _MEMO[(digest, mode)] = cm
     return cm

@@ -10,6 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import SdInputError, suggest
+from ..model.timing import settings as time_settings
 from . import runtime
 from .build import CompiledModel, compile_model, eval_controls
 from .model_ir import canon
@@ -54,6 +55,8 @@ def run_fast(path, samples: pd.DataFrame | None = None, variables=None, times=No
         A column, variable, lookup or time key is not in the model.
     """
     cm = compile_model(path, mode)
+    # the one check of time settings, for every engine (sd.model.timing)
+    time_settings(cm.model, time)
     if samples is None:
         samples = pd.DataFrame(index=pd.RangeIndex(1, name="run"))
     P = _constants(cm, samples)

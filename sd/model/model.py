@@ -185,6 +185,24 @@ def check_path(path: Path) -> None:
         raise SdInputError(f"{path}: expected a Vensim model file ending in .mdl.")
 
 
+_BY_CONTENT: dict = {}
+
+
+def as_model(model) -> Model:
+    """``model`` if it is a loaded :class:`Model` (its snapshot); else the path
+    of a ``.mdl``, loaded once per content (the bytes' hash), so callers that
+    pass paths repeatedly do not parse again, and an edited file is read anew."""
+    if isinstance(model, Model):
+        return model
+    path = Path(model)
+    check_path(path)
+    src = source_mod.read(path)
+    key = (str(src.path), src.sha256)
+    if key not in _BY_CONTENT:
+        _BY_CONTENT[key] = from_source(src)
+    return _BY_CONTENT[key]
+
+
 def from_source(src: source_mod.Source) -> Model:
     """The :class:`Model` of an already read file (see :func:`load`)."""
     abstract = parse(src)
