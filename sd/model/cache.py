@@ -45,6 +45,10 @@ _SECRET = "secret.key"
 _CHECKED: dict = {}
 
 
+_FIX = ("Set SD_CACHE_DIR to a private folder you own (e.g. export "
+        "SD_CACHE_DIR=$HOME/.cache/sd) and run again.")
+
+
 class CacheWarning(UserWarning):
     """A cache entry failed its integrity check and was rebuilt."""
 
@@ -82,13 +86,10 @@ def cache_dir() -> Path:
     return real
 
 
-_FIX = ("Set SD_CACHE_DIR to a private folder you own (e.g. export "
-        "SD_CACHE_DIR=$HOME/.cache/sd) and run again.")
-
-
 @contextmanager
-def _writable(where: Path):
-    """Turn 'cannot write the cache' into a message saying what to do."""
+def writable(where: Path, what: str = "the model cache", fix: str = _FIX):
+    """Turn 'cannot write there' (read-only, full, not ours) into a message
+    saying where and what to do."""
     try:
         yield
     except OSError as exc:
@@ -96,9 +97,11 @@ def _writable(where: Path):
                          errno.ENOTDIR, errno.EEXIST, errno.ELOOP):
             why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                    errno.EROFS: "the file system is read-only"}.get(exc.errno, exc.strerror)
-            raise SdInputError(f"cannot write to the model cache {where} ({why}). "
-                               f"{_FIX}") from None
+            raise SdInputError(f"cannot write to {what} {where} ({why}). {fix}") from None
         raise
+
+
+_writable = writable
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -223,18 +226,18 @@ def read_verified(where: Path, kind: str, key: str) -> dict[str, bytes]:
     body = {k: manifest[k] for k in ("format", "kind", "key", "files")}
     if not hmac.compare_digest(manifest["mac"], _seal(body)) or body["key"] != key \
             or body["kind"] != kind:
-        raise _Invalid("the manifest's HMAC does not match")
+        raise Tampered("the manifest's HMAC does not match")
     out = {}
     for rel, digest in body["files"].items():
         data = (where / rel).read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
-            raise _Invalid(f"{rel} does not match its hash")
+            raise Tampered(f"{rel} does not match its hash")
         out[rel] = data
     return out
 
 
-class _Invalid(Exception):
-    pass
+class Tampered(Exception):
+    """An entry changed between its check and its use."""
 
 
 # -- entries ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import tempfile
 import threading
 import warnings
@@ -57,12 +58,26 @@ def parse(source: Source):
         The text is not Vensim PySD can parse: the message gives the file,
         the line and the variable.
     """
+    from .cache import writable
+
+    tmp = None
+    try:
+        with writable(Path(tempfile.gettempdir()), "the temporary folder",
+                      "Free some space, or set TMPDIR to a writable folder."):
+            tmp = tempfile.mkdtemp(prefix="sd-parse-")
+            mdl = Path(tmp) / "model.mdl"
+            mdl.write_text(source.text, encoding="utf-8")
+        return _parse_file(source, mdl)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _parse_file(source: Source, mdl: Path):
     from pysd.translators.vensim.vensim_file import VensimFile
 
-    with _LOCK, tempfile.TemporaryDirectory(prefix="sd-parse-") as tmp:
+    with _LOCK:
         _install_literal_eval()
-        mdl = Path(tmp) / "model.mdl"
-        mdl.write_text(source.text, encoding="utf-8")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:

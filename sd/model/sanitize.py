@@ -35,12 +35,16 @@ import numpy as np
 
 from ..errors import SdInputError
 from .source import Source
+from .structure import line_of_definition
 
 #: Unicode categories never allowed in a text that reaches generated code:
 #: controls (NUL, newline...), format characters (bidi overrides...),
 #: surrogates, private use, unassigned, line and paragraph separators.
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
-_QUOTES = "'\"\\"
+#: The builder writes these texts between single quotes (``'%s'``, ``r'%s'``):
+#: a single quote or a backslash would end or escape the literal; a double
+#: quote cannot.
+_QUOTES = "'\\"
 #: File suffixes kept on the stored copy of an external file (PySD picks the
 #: reader by suffix).
 _SUFFIX_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789")
@@ -81,7 +85,7 @@ def unsafe_char(text: str, *, quotes: bool = True) -> str | None:
     (with ``quotes=False``, quotes and backslashes are allowed), or ``None``."""
     for ch in text:
         if (quotes and ch in _QUOTES) or unicodedata.category(ch) in _UNSAFE_CATEGORIES:
-            return f"{ch!r} (U+{ord(ch):04X})" if ch not in _QUOTES else repr(ch)
+            return repr(ch) if ch in _QUOTES else f"{ch!r} (U+{ord(ch):04X})"
     return None
 
 
@@ -134,7 +138,9 @@ def prepare(abstract, source: Source) -> Prepared:
             _walk(rng.mapping, w)
             known.add(_clean(rng.name))
         for el in section.elements:
-            _element(el, where, known, files)
+            line = line_of_definition(source.text, el.name)
+            at = f"{where}:{line}" if line and section.type == "main" else where
+            _element(el, at, known, files)
         # reality checks and test inputs are never built; keep them out of reach
         section.constraints = []
         section.test_inputs = []
@@ -245,7 +251,8 @@ def _plain(text, where: str, what: str) -> None:
         raise SdInputError(
             f"{where}: {what} {text!r} holds the character {bad}; names of subscripts, "
             "macros and data variables and the text arguments of GET XLS/DIRECT functions "
-            "may not hold quotes, backslashes or control characters. Rename it in Vensim.")
+            "may not hold single quotes, backslashes or control characters. Rename it in "
+            "Vensim.")
 
 
 def _clean(name: str) -> str:

@@ -94,6 +94,17 @@ def settings(model, time: Mapping[str, float] | None = None,
     return s
 
 
+def _located(model, where: str, control: str) -> str:
+    """``file:line`` of the model's time settings (or the file, when the
+    values come from overrides, which ``where`` names)."""
+    from .structure import line_of_definition
+
+    if where:
+        return str(model.path)
+    line = line_of_definition(model.source.text, control)
+    return f"{model.path}:{line}" if line else str(model.path)
+
+
 def _finite(value, what: str) -> float:
     try:
         v = float(value)
@@ -105,17 +116,20 @@ def _finite(value, what: str) -> float:
 
 
 def _check(s: TimeSettings, model, where: str) -> None:
-    f = model.path.name
+    f = _located(model, where, "TIME STEP")
     if not s.time_step > 0:
         raise SdInputError(f"{f}: TIME STEP{where} is {s.time_step:g}; it must be positive "
                            "(e.g. 1, 0.25 or 0.0625 of the model's time unit).")
+    f = _located(model, where, "SAVEPER")
     if not s.saveper > 0:
         raise SdInputError(f"{f}: SAVEPER{where} is {s.saveper:g}; it must be positive (set "
                            "it to TIME STEP to save every step).")
+    f = _located(model, where, "FINAL TIME")
     if s.final_time < s.initial_time:
         raise SdInputError(f"{f}: FINAL TIME{where} ({s.final_time:g}) is before INITIAL TIME "
                            f"({s.initial_time:g}).")
     ratio = s.saveper / s.time_step
+    f = _located(model, where, "SAVEPER")
     if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6 * max(1.0, ratio):
         lower = max(1, math.floor(ratio)) * s.time_step
         upper = max(1, math.ceil(ratio)) * s.time_step
@@ -124,6 +138,7 @@ def _check(s: TimeSettings, model, where: str) -> None:
             f"({s.time_step:g}): only the steps that fall on multiples of SAVEPER would be "
             f"saved, so the output grid would not be every {s.saveper:g}. Use SAVEPER = "
             f"{lower:g}" + (f" or {upper:g}." if upper != lower else "."))
+    f = _located(model, where, "FINAL TIME")
     n_vars = max(1, len(model.variables))
     limit = step_limit()
     steps = s.steps

@@ -57,8 +57,15 @@ def key(source: Source, prepared: Prepared) -> str:
 def translate(source: Source, prepared: Prepared) -> Path:
     """Path of a private, verified copy of the model's PySD translation."""
     k = key(source, prepared)
-    where = cache.publish("pysd", k, lambda folder: build(source, prepared, folder))
-    return _private_copy(where, k)
+    for _ in range(3):
+        where = cache.publish("pysd", k, lambda folder: build(source, prepared, folder))
+        try:
+            return _private_copy(where, k)
+        except cache.Tampered as exc:      # changed between the check and the read
+            cache.discard(where, str(exc))
+    raise SdInputError(f"the cached translation {where} keeps changing while it is read; "
+                       "another program is writing in the cache. Set SD_CACHE_DIR to a "
+                       "private folder.")
 
 
 def build(source: Source, prepared: Prepared, folder: Path) -> None:
@@ -120,20 +127,20 @@ def _private_copy(where: Path, k: str) -> Path:
     ``__pycache__`` from the cache is ever read)."""
     try:
         files = cache.read_verified(where, "pysd", k)
-    except (cache._Invalid, OSError, ValueError, KeyError) as exc:
-        cache.discard(where, str(exc))
-        raise SdInputError(f"the cached translation {where} changed while it was read; run "
-                           "again (it is rebuilt).") from None
-    if not _PRIVATE:
-        _PRIVATE.append(Path(tempfile.mkdtemp(prefix="sd-models-")))
-        atexit.register(shutil.rmtree, _PRIVATE[0], True)
-    target = _PRIVATE[0] / k[:40]
-    if not target.is_dir():
-        tmp = Path(tempfile.mkdtemp(dir=_PRIVATE[0]))
-        for rel, data in files.items():
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_bytes(data)
-        tmp.rename(target)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise cache.Tampered(f"unreadable: {exc}") from None
+    with cache.writable(Path(tempfile.gettempdir()), "the temporary folder",
+                        "Free some space, or set TMPDIR to a writable folder."):
+        if not _PRIVATE:
+            _PRIVATE.append(Path(tempfile.mkdtemp(prefix="sd-models-")))
+            atexit.register(shutil.rmtree, _PRIVATE[0], True)
+        target = _PRIVATE[0] / k[:40]
+        if not target.is_dir():
+            tmp = Path(tempfile.mkdtemp(dir=_PRIVATE[0]))
+            for rel, data in files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(data)
+            tmp.rename(target)
     return target / "model.py"
 
 

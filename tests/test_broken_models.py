@@ -1,0 +1,137 @@
+"""Broken model files get a located message and exit 2, with nothing written (issue 8).
+
+Each file is the teacup model with one defect. The message must name the
+file (and the line where the defect is), and ``sd run`` must write nothing.
+Encodings: UTF-8 with or without BOM or header, and Latin-1 without header,
+are read (accents kept); anything else is refused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sd.cli import main
+
+TEACUP = Path(__file__).parent / "data" / "teacup.mdl"
+BASE = TEACUP.read_text(encoding="utf-8")
+
+BROKEN = {
+    "duplicate": (BASE.replace("Curve Output=", "Room Temperature=\n\t71\n\t~\tDegrees "
+                               "Fahrenheit\n\t~\tAgain.\n\t|\n\nCurve Output="),
+                  r"m\.mdl:33: 'Room Temperature' is defined twice"),
+    "simultaneous": (BASE.replace("Curve Output=\n\tCooling Curve(Time)",
+                                  "Curve Output=\n\tOther Output\n\t~\tDmnl\n\t~\tx\n\t|\n\n"
+                                  "Other Output=\n\tCurve Output"),
+                     r"m\.mdl:\d+: simultaneous equations: .*Curve Output -> Other Output"),
+    "no-final-time": (BASE.replace("FINAL TIME  = 30", "FINAL TIMES  = 30"),
+                      r"m\.mdl: the model has no FINAL TIME"),
+    "constant-1e400": (BASE.replace("\t70\n", "\t1e400\n"),
+                       r"m\.mdl:14: variable 'Room Temperature': a number is out of range"),
+    "final-before-initial": (BASE.replace("FINAL TIME  = 30", "FINAL TIME  = -5"),
+                             r"m\.mdl:45: FINAL TIME \(-5\) is before INITIAL TIME \(0\)"),
+    "saveper-not-multiple": (BASE.replace("SAVEPER  = \n        TIME STEP", "SAVEPER  = 0.3"),
+                             r"m\.mdl:\d+: SAVEPER \(0\.3\) is not a whole multiple of TIME STEP "
+                             r"\(0\.125\).*Use SAVEPER = 0\.25 or 0\.375"),
+    "saveper-zero": (BASE.replace("SAVEPER  = \n        TIME STEP", "SAVEPER  = 0"),
+                     r"m\.mdl:\d+: SAVEPER is 0; it must be positive"),
+    "time-step-zero": (BASE.replace("TIME STEP  = 0.125", "TIME STEP  = 0"),
+                       r"m\.mdl:61: TIME STEP is 0; it must be positive"),
+    "final-time-from-stock": (BASE.replace("FINAL TIME  = 30", "FINAL TIME  = Teacup Temperature"),
+                              r"FINAL TIME must be .* depends on 'Teacup Temperature', a stock"),
+    "final-time-from-time": (BASE.replace("FINAL TIME  = 30", "FINAL TIME  = Time + 30"),
+                             r"FINAL TIME must be .* depends on Time"),
+    "too-many-steps": (BASE.replace("FINAL TIME  = 30", "FINAL TIME  = 1e9"),
+                       r"m\.mdl:45: the run has 8,000,000,000 time steps .*SD_STEP_LIMIT"),
+    "unknown-function": (BASE.replace("Cooling Curve(Time)", "FOOBAR FN(Time, 1)"),
+                         r"m\.mdl:\d+: PySD does not implement the Vensim function\(s\) FOOBAR FN"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+@pytest.mark.parametrize("engine", ["fast", "pysd"])
+def test_broken_file_is_a_located_message(case, engine, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SD_CACHE_DIR", str(tmp_path / "cache"))
+    text, pattern = BROKEN[case]
+    mdl = tmp_path / "m.mdl"
+    mdl.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(mdl), "--engine", engine, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sd: error: ") and "internal error" not in err
+    import re
+
+    assert re.search(pattern, err), err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("setting, pattern", [
+    ("TIME STEP=0", r"TIME STEP \(in --set\) is 0"),
+    ("SAVEPER=0.3", r"SAVEPER \(in --set\) \(0\.3\) is not a whole multiple"),
+    ("FINAL TIME=-1", r"FINAL TIME \(in --set\) \(-1\) is before INITIAL TIME"),
+])
+def test_time_overrides_are_checked_like_the_model(setting, pattern, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", str(TEACUP), "--set", setting, "--out", str(out)]) == 2
+    import re
+
+    assert re.search(pattern, capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_step_limit_can_be_raised(tmp_path, monkeypatch, capsys):
+    mdl = tmp_path / "m.mdl"
+    mdl.write_text(BASE.replace("FINAL TIME  = 30", "FINAL TIME  = 20000"), encoding="utf-8")
+    assert main(["run", str(mdl), "--out", str(tmp_path / "a")]) == 2   # 160,000 x 10 > 1e6
+    capsys.readouterr()
+    monkeypatch.setenv("SD_STEP_LIMIT", "2e6")
+    assert main(["run", str(mdl), "--out", str(tmp_path / "b")]) == 0
+
+
+@pytest.fixture(autouse=True)
+def _small_limit(monkeypatch):
+    monkeypatch.setenv("SD_STEP_LIMIT", "1e6")
+
+
+# -- encodings -----------------------------------------------------------------------------
+def _info(mdl: Path, capsys) -> tuple[int, str, str]:
+    code = main(["info", str(mdl)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_latin1_file_keeps_its_accents(tmp_path, capsys):
+    mdl = tmp_path / "m.mdl"
+    mdl.write_bytes(BASE.replace("{UTF-8}\n", "")
+                    .replace("Temperature of the room.", "Température de la pièce.")
+                    .encode("latin-1"))
+    code, out, _ = _info(mdl, capsys)
+    assert code == 0 and "Température de la pièce." in out
+
+
+def test_utf8_with_bom_is_read(tmp_path, capsys):
+    mdl = tmp_path / "m.mdl"
+    mdl.write_bytes(b"\xef\xbb\xbf" + BASE.replace("room.", "pièce.").encode("utf-8"))
+    code, out, _ = _info(mdl, capsys)
+    assert code == 0 and "pièce." in out
+    assert main(["run", str(mdl), "--out", str(tmp_path / "o")]) == 0
+    ref = pd.read_csv(tmp_path / "o" / "results.csv")
+    assert abs(ref["Teacup Temperature"].iloc[0] - 180) < 1e-12
+
+
+@pytest.mark.parametrize("data, pattern", [
+    (BASE.replace("{UTF-8}", "{UTF-7}").encode(), r"m\.mdl:1: the file declares the encoding "
+                                                  r"\{UTF-7\}"),
+    (BASE.replace("room.", "pi\xe8ce.").encode("latin-1"),
+     r"m\.mdl:17: the file says it is UTF-8 but byte \d+ is not valid UTF-8"),
+    (BASE.encode("utf-16"), r"m\.mdl: the file is UTF-16"),
+    (b"\x00\x01binary", r"m\.mdl: not a text file"),
+])
+def test_other_encodings_are_refused(data, pattern, tmp_path, capsys):
+    import re
+
+    mdl = tmp_path / "m.mdl"
+    mdl.write_bytes(data)
+    code, _, err = _info(mdl, capsys)
+    assert code == 2 and re.search(pattern, err), err
