@@ -21,6 +21,7 @@ from typing import Mapping
 from ..errors import SdInputError, suggest
 from . import sanitize, source as source_mod, structure
 from .parse import parse
+from .structure import STATEFUL as _STATEFUL, children as _children, walk
 
 #: Vensim's control variables, present in every model.
 CONTROL = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
@@ -254,28 +255,12 @@ def describe(abstract) -> dict[str, Variable]:
     return out
 
 
-_STATEFUL = ("IntegStructure", "SmoothStructure", "SmoothNStructure", "DelayStructure",
-             "DelayNStructure", "DelayFixedStructure", "TrendStructure", "ForecastStructure",
-             "SampleIfTrueStructure", "InitialStructure")
-
-
 def _is_type(node, name: str) -> bool:
     return type(node).__name__ == name
 
 
-def _children(node):
-    if isinstance(node, (list, tuple)):
-        yield from node
-    elif hasattr(node, "__dataclass_fields__"):
-        for f in node.__dataclass_fields__:
-            yield getattr(node, f)
-
-
 def _statefuls(node, name: str):
-    if _is_type(node, name):
-        yield node
-    for child in _children(node):
-        yield from _statefuls(child, name)
+    return (n for n in walk(node) if _is_type(n, name))
 
 
 def _outer_stateful(asts) -> str | None:

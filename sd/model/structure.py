@@ -24,7 +24,7 @@ from .source import Source
 CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
 #: Structures whose value at a time does not need the current value of their
 #: inputs (they hold state), so they break a simultaneous loop.
-_STATEFUL = ("IntegStructure", "SmoothStructure", "SmoothNStructure", "DelayStructure",
+STATEFUL = ("IntegStructure", "SmoothStructure", "SmoothNStructure", "DelayStructure",
              "DelayNStructure", "DelayFixedStructure", "TrendStructure", "ForecastStructure",
              "SampleIfTrueStructure", "InitialStructure")
 
@@ -67,7 +67,7 @@ def _functions(abstract, source: Source) -> None:
         known |= {s.name.lower().replace(" ", "_") for s in abstract.sections[1:]}
         for el in section.elements:
             for comp in el.components:
-                for node in _walk(comp.ast):
+                for node in walk(comp.ast):
                     if type(node).__name__ != "CallStructure":
                         continue
                     fn = node.function.reference
@@ -165,7 +165,7 @@ def _instant_refs(node) -> set:
     """Variables whose current value ``node`` needs (not through a stateful,
     and not the initial-value argument of ACTIVE INITIAL)."""
     name = type(node).__name__
-    if name in _STATEFUL:
+    if name in STATEFUL:
         return set()
     if name == "ReferenceStructure":
         return {node.reference}
@@ -179,12 +179,13 @@ def _instant_refs(node) -> set:
             out |= _instant_refs(a)
         return out
     out = set()
-    for child in _children(node):
+    for child in children(node):
         out |= _instant_refs(child)
     return out
 
 
-def _children(node):
+def children(node):
+    """The sub-expressions of an abstract-model node (or the items of a list)."""
     if isinstance(node, (list, tuple)):
         yield from node
     elif hasattr(node, "__dataclass_fields__"):
@@ -192,7 +193,8 @@ def _children(node):
             yield getattr(node, f)
 
 
-def _walk(node):
+def walk(node):
+    """``node`` and every node below it, depth first."""
     yield node
-    for child in _children(node):
-        yield from _walk(child)
+    for child in children(node):
+        yield from walk(child)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..errors import SdInputError
+from .structure import STATEFUL as _STATEFUL, walk
 
 #: Scenario keys of the four control variables, in Vensim's order.
 KEYS = ("initial_time", "final_time", "time_step", "saveper")
@@ -150,9 +151,6 @@ def _check(s: TimeSettings, model, where: str) -> None:
             f"environment variable SD_STEP_LIMIT (e.g. SD_STEP_LIMIT={steps * n_vars:.0f}).")
 
 
-_STATEFUL = ("IntegStructure", "SmoothStructure", "SmoothNStructure", "DelayStructure",
-             "DelayNStructure", "DelayFixedStructure", "TrendStructure", "ForecastStructure",
-             "SampleIfTrueStructure", "InitialStructure")
 _FUNCTIONS = {"min": min, "max": max, "abs": abs, "integer": lambda x: float(math.trunc(x)),
               "exp": math.exp, "ln": math.log, "sqrt": math.sqrt}
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
@@ -164,14 +162,7 @@ _COMPARE = {"=": lambda a, b: a == b, "<>": lambda a, b: a != b, "<": lambda a, 
 
 
 def _references(node) -> list:
-    if type(node).__name__ == "ReferenceStructure":
-        return [node.reference]
-    out = []
-    children = node if isinstance(node, (list, tuple)) else \
-        [getattr(node, f) for f in getattr(node, "__dataclass_fields__", ())]
-    for child in children:
-        out += _references(child)
-    return out
+    return [n.reference for n in walk(node) if type(n).__name__ == "ReferenceStructure"]
 
 
 class _Evaluator:

@@ -99,7 +99,8 @@ class ModelRef:
 
     @classmethod
     def of(cls, model: Model) -> "ModelRef":
-        return cls(name=model.path.name, sha256=model.sha256, data=model.path.read_bytes())
+        # the snapshot read by sd.load, not the file as it is now
+        return cls(name=model.path.name, sha256=model.sha256, data=model.source.data)
 
 
 @functools.lru_cache(maxsize=4)
