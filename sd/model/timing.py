@@ -117,37 +117,35 @@ def _finite(value, what: str) -> float:
 
 
 def _check(s: TimeSettings, model, where: str) -> None:
-    f = _located(model, where, "TIME STEP")
+    def at(control: str) -> str:     # computed only for a message (a regex over the file)
+        return _located(model, where, control)
+
     if not s.time_step > 0:
-        raise SdInputError(f"{f}: TIME STEP{where} is {s.time_step:g}; it must be positive "
-                           "(e.g. 1, 0.25 or 0.0625 of the model's time unit).")
-    f = _located(model, where, "SAVEPER")
+        raise SdInputError(f"{at('TIME STEP')}: TIME STEP{where} is {s.time_step:g}; it must be "
+                           "positive (e.g. 1, 0.25 or 0.0625 of the model's time unit).")
     if not s.saveper > 0:
-        raise SdInputError(f"{f}: SAVEPER{where} is {s.saveper:g}; it must be positive (set "
-                           "it to TIME STEP to save every step).")
-    f = _located(model, where, "FINAL TIME")
+        raise SdInputError(f"{at('SAVEPER')}: SAVEPER{where} is {s.saveper:g}; it must be "
+                           "positive (set it to TIME STEP to save every step).")
     if s.final_time < s.initial_time:
-        raise SdInputError(f"{f}: FINAL TIME{where} ({s.final_time:g}) is before INITIAL TIME "
-                           f"({s.initial_time:g}).")
+        raise SdInputError(f"{at('FINAL TIME')}: FINAL TIME{where} ({s.final_time:g}) is before "
+                           f"INITIAL TIME ({s.initial_time:g}).")
     ratio = s.saveper / s.time_step
-    f = _located(model, where, "SAVEPER")
     if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6 * max(1.0, ratio):
         lower = max(1, math.floor(ratio)) * s.time_step
         upper = max(1, math.ceil(ratio)) * s.time_step
         raise SdInputError(
-            f"{f}: SAVEPER{where} ({s.saveper:g}) is not a whole multiple of TIME STEP "
-            f"({s.time_step:g}): only the steps that fall on multiples of SAVEPER would be "
+            f"{at('SAVEPER')}: SAVEPER{where} ({s.saveper:g}) is not a whole multiple of TIME "
+            f"STEP ({s.time_step:g}): only the steps that fall on multiples of SAVEPER would be "
             f"saved, so the output grid would not be every {s.saveper:g}. Use SAVEPER = "
             f"{lower:g}" + (f" or {upper:g}." if upper != lower else "."))
-    f = _located(model, where, "FINAL TIME")
     n_vars = max(1, len(model.variables))
     limit = step_limit()
     steps = s.steps
     if steps * n_vars > limit:
         raise SdInputError(
-            f"{f}: the run{where} has {steps:,} time steps ((FINAL TIME - INITIAL TIME) / TIME "
-            f"STEP) for {n_vars} variables, {steps * n_vars:.3g} values, above the limit of "
-            f"{limit:.3g}. Check FINAL TIME and TIME STEP, or raise the limit with the "
+            f"{at('FINAL TIME')}: the run{where} has {steps:,} time steps ((FINAL TIME - INITIAL "
+            f"TIME) / TIME STEP) for {n_vars} variables, {steps * n_vars:.3g} values, above the "
+            f"limit of {limit:.3g}. Check FINAL TIME and TIME STEP, or raise the limit with the "
             f"environment variable SD_STEP_LIMIT (e.g. SD_STEP_LIMIT={steps * n_vars:.0f}).")
 
 
