@@ -340,3 +340,83 @@ def test_loaded_model_is_a_snapshot(tmp_path, cache):
     np.testing.assert_allclose(slow, before[0], rtol=1e-9)
     assert fast[0, 0] == 180
     assert sd.load(mdl).sha256 != model.sha256
+
+
+# -- the verifiers: defence in depth --------------------------------------------------------
+SPECIAL = Path(__file__).resolve().parents[2] / "shared" / "test-models" / "tests" / \
+    "special_characters" / "test_special_variable_names.mdl"
+
+
+def _translation(tmp_path) -> tuple[str, dict]:
+    import sd
+    from sd.model import verify
+
+    model = sd.load(TEACUP)
+    texts, docs = verify.model_strings(model.prepared.abstract)
+    return model.translation.read_text(encoding="utf-8"), dict(
+        file="model.py", model="teacup.mdl", texts=texts, docs=docs, module_names={"model.py"})
+
+
+@pytest.mark.parametrize("inject", [
+    "import os\n",
+    "open('/tmp/x', 'w')\n",
+    "_root.joinpath('x').write_text('y')\n",
+    "x = ().__class__.__base__.__subclasses__()\n",
+    "@component.add(name='Room Temperature')\ndef evil():\n    return eval('1')\n",
+    "@component.add(name='Room Temperature')\ndef evil():\n    return np.load('x.npy')\n",
+    "@component.add(name='Room Temperature')\ndef evil():\n    return 'not from the model'\n",
+    "@component.add(name='Room Temperature')\ndef evil():\n    '''not its documentation'''\n"
+    "    return 1\n",
+])
+def test_pysd_verifier_refuses_code_the_builder_does_not_emit(inject, tmp_path):
+    from sd.model.verify import verify_translation
+
+    code, kw = _translation(tmp_path)
+    verify_translation(code, **kw)           # the real translation passes
+    with pytest.raises(SdInputError, match="refused"):
+        verify_translation(code + "\n" + inject, **kw)
+
+
+@pytest.mark.parametrize("inject", [
+    "    open('/tmp/x', 'w')\n", "    x = 'text'\n", "    import os\n", "    t = P.__class__\n",
+])
+def test_engine_verifier_refuses_code_codegen_does_not_emit(inject):
+    from sd.engine.codegen import generate
+    from sd.engine.compiler import Compiler
+    from sd.engine.model_ir import ModelIR
+    from sd.engine.verify import verify_source
+
+    comp = Compiler(ModelIR(TEACUP), "numpy")
+    cols = [comp.node_name(c, s) for c, v in comp.ir.vars.items() if v.kind != "lookup"
+            for s in range(v.size)]
+    source = generate(comp, cols)
+    verify_source(source, model="teacup.mdl", numba=False)
+    lines = source.splitlines(keepends=True)
+    with pytest.raises(SdInputError, match="refused"):
+        verify_source("".join(lines[:1] + [inject] + lines[1:]), model="teacup.mdl", numba=False)
+
+
+def test_engine_source_holds_no_text_from_the_model():
+    """Names with quotes, backslashes and operators never reach the engine's code."""
+    from sd.engine.codegen import generate
+    from sd.engine.compiler import Compiler
+    from sd.engine.model_ir import ModelIR
+
+    assert SPECIAL.is_file(), f"{SPECIAL} is missing"
+    import sd
+
+    model = sd.load(SPECIAL)
+    comp = Compiler(ModelIR(model), "numba")
+    cols = [comp.node_name(c, s) for c, v in comp.ir.vars.items() if v.kind != "lookup"
+            for s in range(v.size)]
+    source = generate(comp, cols)
+    import inspect
+    import re
+
+    import sd.engine.codegen as codegen
+    own = set(re.findall(r"[a-z]+", inspect.getsource(codegen).lower()))   # its own vocabulary
+    words = {w for name in model.variables for w in re.findall(r"[a-z]+", name.lower())}
+    checked = {w for w in words if len(w) > 3} - own
+    assert {"quotes", "backslashes", "hyphenated", "superfuluous"} <= checked
+    for word in checked:
+        assert word not in source.lower(), word
