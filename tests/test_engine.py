@@ -30,9 +30,9 @@ from sd.errors import SdInputError
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).parents[1].parent / "shared" / "test-models"
 RTOL, ATOL = 1e-9, 1e-12
-#: Test-model cases the engine accepted when this was written (106 of the
-#: 139 that PySD 3.14 runs); raise it when coverage grows.
-MIN_ACCEPTED = 106
+#: Test-model cases the engine accepts (of the 139 that PySD 3.14 runs);
+#: raise it when coverage grows.
+MIN_ACCEPTED = 117
 
 
 def _cases():
@@ -84,7 +84,16 @@ def _pysd_run(path: Path, work: Path, params=None) -> pd.DataFrame:
         pytest.skip(f"PySD cannot run this model ({type(exc).__name__}: {str(exc)[:80]})")
 
 
-def assert_agree(ds, frame: pd.DataFrame, run=0) -> None:
+#: Cases where PySD's own numerics stop short of rounding error, with the
+#: absolute tolerance as a fraction of the column's largest magnitude.
+#: ALLOCATE AVAILABLE: PySD finds the priority at which the allocations add up
+#: to the supply with scipy's least_squares (default xtol 1e-8); the engine
+#: bisects to machine precision, so an allocation PySD leaves at 3.5e-7 out of
+#: ~750 is 6e-14 here (measured: worst difference 4.7e-10 of the scale).
+LOOSER = {"allocate_available": 1e-8}
+
+
+def assert_agree(ds, frame: pd.DataFrame, run=0, scaled_atol=0.0) -> None:
     """Every PySD column at every saved time equals the engine's value."""
     assert np.allclose(ds["time"].values, frame.index.to_numpy(dtype=float), rtol=0, atol=1e-9)
     bad = []
@@ -102,7 +111,8 @@ def assert_agree(ds, frame: pd.DataFrame, run=0) -> None:
                 continue
         got = da.values.astype(float)
         want = frame[col].to_numpy(dtype=float)
-        ok = np.isclose(got, want, rtol=RTOL, atol=ATOL, equal_nan=True)
+        atol = max(ATOL, scaled_atol * float(np.nanmax(np.abs(want), initial=0.0)))
+        ok = np.isclose(got, want, rtol=RTOL, atol=atol, equal_nan=True)
         if not ok.all():
             i = int(np.argmin(ok))
             bad.append(f"{col} at t={frame.index[i]}: engine {got[i]!r}, PySD {want[i]!r}")
@@ -119,7 +129,8 @@ NUMBA_CASES = (
     "exp", "forecast", "if_stmt", "initial_function", "input_functions", "ln", "log",
     "logicals", "lookups", "lookups_inline", "non_negative_stocks", "power", "rounding",
     "sample_if_true", "smooth", "sqrt", "subscript_aggregation", "subscript_1d_arrays",
-    "trend", "trig", "xidz_zidz",
+    "trend", "trig", "xidz_zidz", "allocate_by_priority", "invert_matrix",
+    "subscript_mapping_simple",
 )
 
 
@@ -133,7 +144,8 @@ def test_agrees_with_pysd(path, pysd_work):
     if not ok:
         pytest.skip(f"refused by the fast engine: {reason}")
     frame = _pysd_run(path, pysd_work)
-    assert_agree(run_fast(path, mode=_mode(path)), frame)
+    assert_agree(run_fast(path, mode=_mode(path)), frame,
+                 scaled_atol=LOOSER.get(path.parent.name, 0.0))
 
 
 @pytest.mark.parametrize("path", [c for c in CASES if c.values[0].parent.name in NUMBA_CASES])
@@ -197,14 +209,14 @@ def test_numpy_back_end_agrees(pysd_work):
 
 
 def test_refused_construct_names_it(tmp_path):
-    mdl = tmp_path / "game.mdl"
+    mdl = tmp_path / "random.mdl"
     mdl.write_text(
-        "{UTF-8}\nx = GAME(3)\n\t~\t~\t|\n"
+        "{UTF-8}\nx = RANDOM UNIFORM(0, 1, 3)\n\t~\t~\t|\n"
         "FINAL TIME = 10\n\t~\t~\t|\nINITIAL TIME = 0\n\t~\t~\t|\n"
         "SAVEPER = 1\n\t~\t~\t|\nTIME STEP = 1\n\t~\t~\t|\n")
     ok, reason = supports(mdl)
-    assert not ok and "Game" in reason and "'x'" in reason
-    with pytest.raises(UnsupportedModel, match="Game.*'x'"):
+    assert not ok and "RANDOM UNIFORM" in reason and "'x'" in reason
+    with pytest.raises(UnsupportedModel, match="RANDOM UNIFORM.*'x'"):
         run_fast(mdl)
 
 
@@ -277,9 +289,11 @@ def test_saveper_not_multiple_of_time_step_is_refused(engine):
 def test_run_many_auto_falls_back_with_warning(tmp_path):
     from sd.simulation.ensemble import run_many
 
-    mdl = tmp_path / "game.mdl"
+    # RANDOM UNIFORM(0, 0, s) is always 0, so PySD's numbers are known; the
+    # engine refuses every RANDOM function
+    mdl = tmp_path / "random.mdl"
     mdl.write_text(
-        "{UTF-8}\nx = GAME(3 * k)\n\t~\t~\t|\nk = 2\n\t~\t~\t|\n"
+        "{UTF-8}\nx = 3 * k + RANDOM UNIFORM(0, 0, 1)\n\t~\t~\t|\nk = 2\n\t~\t~\t|\n"
         "FINAL TIME = 3\n\t~\t~\t|\nINITIAL TIME = 0\n\t~\t~\t|\n"
         "SAVEPER = 1\n\t~\t~\t|\nTIME STEP = 1\n\t~\t~\t|\n")
     with pytest.warns(UserWarning, match="refused"):

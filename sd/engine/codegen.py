@@ -65,6 +65,7 @@ def generate(comp: Compiler, outputs: list) -> str:
                 labels[comp.node_name(cname, slot)] = repr(var.name)
     for st in sts:
         labels[f"S{st.k}"] = labels[f"o{st.k}"] = repr(st.where)
+    labels.update({k: repr(v) for k, v in comp.labels.items()})
 
     # initialisation: every node and every stateful's state, by init deps
     init_keys = set(nodes) | {f"S{st.k}" for st in sts}
@@ -83,6 +84,7 @@ def generate(comp: Compiler, outputs: list) -> str:
     L.append("    dt = C[2]")
     L.append("    nt = times.shape[0]")
     if numba:
+        L.append(f"    row = np.empty({max(len(outputs), 1)})")
         L.append("    for r in range(P.shape[0]):")
         for i in range(len(comp.params)):
             L.append(f"{ind}K{i} = P[r, {i}]")
@@ -105,11 +107,21 @@ def generate(comp: Compiler, outputs: list) -> str:
     L.append(f"{i2}si = save_idx[k]")
     L.append(f"{i2}if si >= 0:")
     i3 = i2 + "    "
-    target = "out[r, si, c]" if numba else "out[:, si, c]"
-    for j, name in enumerate(outputs):
-        L.append(f"{i3}c = sel[{j}]")
-        L.append(f"{i3}if c >= 0:")
-        L.append(f"{i3}    {target} = {name}")
+    if numba:
+        # values go to a row buffer without a branch each, then one loop
+        # scatters the kept ones: a branch per output (hundreds in a
+        # subscripted model) made numba's SSA pass recurse past Python's limit
+        for j, name in enumerate(outputs):
+            L.append(f"{i3}row[{j}] = {name}")
+        L.append(f"{i3}for j in range({len(outputs)}):")
+        L.append(f"{i3}    c = sel[j]")
+        L.append(f"{i3}    if c >= 0:")
+        L.append(f"{i3}        out[r, si, c] = row[j]")
+    else:
+        for j, name in enumerate(outputs):
+            L.append(f"{i3}c = sel[{j}]")
+            L.append(f"{i3}if c >= 0:")
+            L.append(f"{i3}    out[:, si, c] = {name}")
     L.append(f"{i2}if k == nt - 1:")
     L.append(f"{i3}break")
     for st in sts:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pysd.translators.structures.abstract_expressions as ae
 
+from . import vectors
 from .model_ir import CONTROL, ModelIR, UnsupportedModel, Var, clean
 
 #: Vensim function (clean name) -> (runtime helper, number of arguments).
@@ -74,6 +75,7 @@ class Ctx:
     deps: set
     where: str
     timed: bool = False
+    scope: object = None         # the macro instance being expanded, if any
 
 
 class Compiler:
@@ -87,6 +89,8 @@ class Compiler:
         self.table_of: dict[tuple, int] = {}   # (lookup var clean, slot) -> table
         self.params: list[tuple] = []          # (var, slot, default)
         self._memo: dict = {}
+        self._vector_nodes: dict = {}          # shared array-valued nodes
+        self.labels: dict = {}                 # extra node -> Vensim name
         self.var_index = {c: i for i, c in enumerate(ir.vars)}
         for cname, var in ir.vars.items():
             if var.kind == "lookup":
@@ -140,11 +144,18 @@ class Compiler:
                                         const=cname != "initial_time")
                 continue
             ast = comp.ast
-            if var.literal:
+            if var.literal or isinstance(ast, np.ndarray):
                 lens = [len(self.ir.elements(x)) for x in comp.subscripts[0]]
                 value = _literal(ast, local, lens, where)
-                self.params.append((var, slot, value))
-                code = f"K{len(self.params) - 1}"
+                if var.literal:
+                    # a constant: a column of the constants matrix (sampled)
+                    self.params.append((var, slot, value))
+                    code = f"K{len(self.params) - 1}"
+                else:
+                    # numbers among the equations of a computed variable
+                    # (``x[A] = y[A]`` ~~| ``x[B] = 1, 2``): PySD cannot
+                    # set them apart from the rest, so neither can a sample
+                    code = _num(value)
                 self.nodes[name] = Node(name, code, code, set(), set(), const=True)
                 continue
             dctx = Ctx(var, slot, binding, "dyn", set(), where)
@@ -192,6 +203,13 @@ class Compiler:
         if isinstance(ast, ae.InlineLookupsStructure):
             x = self.fl(ast.argument, ctx)
             return self._lookup_code(self._table(ast.lookups, ctx.where), x), False
+        if isinstance(ast, ae.GameStructure):
+            # PySD has no gaming mode: GAME(x) is x
+            return self.emit(ast.expression, ctx)
+        if isinstance(ast, ae.AllocateByPriorityStructure):
+            return vectors.allocate_by_priority(self, ast, ctx), False
+        if isinstance(ast, ae.AllocateAvailableStructure):
+            return vectors.allocate_available(self, ast, ctx), False
         stateful = _STATEFUL_KINDS.get(type(ast))
         if stateful:
             return self._stateful(stateful, ast, ctx), False
@@ -296,6 +314,17 @@ class Compiler:
                 return _num(len(self.ir.ranges[rng])), False
         if fname in VECTOR:
             return self._vector(fname, args, ctx), False
+        if fname in vectors.FUNCTIONS:
+            return vectors.call(self, fname, args, ctx), False
+        if fname == "get_time_value":
+            return self._get_time_value(args, ctx), False
+        if fname.startswith("random_"):
+            raise UnsupportedModel(
+                f"{fname.upper().replace('_', ' ')} in {ctx.where!r}: PySD draws it from "
+                "numpy's global generator and ignores the seed, so its numbers cannot be "
+                "reproduced")
+        if fname == "pi":
+            return "np.pi", False
         spec = SIMPLE.get(fname) or TIMED.get(fname)
         if spec is None:
             raise UnsupportedModel(f"function {fname.upper().replace('_', ' ')} "
@@ -310,6 +339,26 @@ class Compiler:
             codes = ["t", "dt"] + codes
         return f"{helper}({', '.join(codes)})", False
 
+    def _get_time_value(self, args, ctx) -> str:
+        """GET TIME VALUE(relativeto, offset, measure): PySD implements only
+        the model's own time (relativeto 0, measure 0): ``Time + offset``."""
+        if len(args) != 3:
+            raise UnsupportedModel(f"GET TIME VALUE with {len(args)} arguments in {ctx.where!r}")
+        rel, measure = args[0], args[2]
+        if not all(isinstance(a, (int, float)) for a in (rel, measure)):
+            raise UnsupportedModel(f"GET TIME VALUE with a computed relativeto or measure "
+                                   f"in {ctx.where!r}")
+        if rel == 0 and measure == 0:
+            ctx.timed = True
+            return f"(t + {self.fl(args[1], ctx)})"
+        if rel == 2:
+            why = "the computer's clock is not reproducible"
+        elif rel == 1:
+            why = "PySD does not implement relativeto=1"
+        else:
+            why = "PySD implements only relativeto=0 with measure=0 (model time)"
+        raise UnsupportedModel(f"GET TIME VALUE({rel}, ..., {measure}) in {ctx.where!r}: {why}")
+
     def _vector(self, fname, args, ctx) -> str:
         bang = sorted({s for s in _subscripts_in(args[0]) if s.endswith("!")})
         if not bang:
@@ -319,7 +368,7 @@ class Compiler:
         terms = []
         for combo in itertools.product(*lists):
             sub = Ctx(ctx.var, ctx.slot, {**ctx.binding, **dict(zip(bang, combo))},
-                      ctx.phase, ctx.deps, ctx.where)
+                      ctx.phase, ctx.deps, ctx.where, scope=ctx.scope)
             terms.append(self.fl(args[0], sub))
             ctx.timed |= sub.timed
         op = VECTOR[fname]
@@ -348,7 +397,7 @@ class Compiler:
 
         def arg(field_name, ast_part, init=False):
             c = Ctx(ctx.var, ctx.slot, ctx.binding, "init" if init else "dyn",
-                    set(), ctx.where)
+                    set(), ctx.where, scope=ctx.scope)
             code = self.fl(ast_part, c)
             st.args[field_name] = code
             (init_deps if init else dyn_deps).update(c.deps)
@@ -364,7 +413,7 @@ class Compiler:
             arg("input", ast.input)
             arg("time", ast.smooth_time)
             arg("init", ast.initial, True)
-            oc = Ctx(ctx.var, ctx.slot, ctx.binding, "init", set(), ctx.where)
+            oc = Ctx(ctx.var, ctx.slot, ctx.binding, "init", set(), ctx.where, scope=ctx.scope)
             st.order = self.fl(ast.order, oc)
             init_deps.update(oc.deps)
             out, out_deps = f"s{k}[n{k} - 1]", set()
@@ -376,7 +425,7 @@ class Compiler:
             if kind == "delay":
                 st.order = _num(ast.order)
             else:
-                oc = Ctx(ctx.var, ctx.slot, ctx.binding, "init", set(), ctx.where)
+                oc = Ctx(ctx.var, ctx.slot, ctx.binding, "init", set(), ctx.where, scope=ctx.scope)
                 st.order = self.fl(ast.order, oc)
                 init_deps.update(oc.deps)
             st.group = self._siblings(ast, ctx, init_deps)
@@ -405,7 +454,7 @@ class Compiler:
             out = f"({i} * (1.0 + _zidz({i} - s{k}, {a} * s{k}) * {h}))"
             out_deps = set(d)
         elif kind == "sample_if_true":
-            cc = Ctx(ctx.var, ctx.slot, ctx.binding, "dyn", set(), ctx.where)
+            cc = Ctx(ctx.var, ctx.slot, ctx.binding, "dyn", set(), ctx.where, scope=ctx.scope)
             st.args["cond"] = self.emit(ast.condition, cc)[0]
             d = cc.deps | arg("input", ast.input)
             dyn_deps.update(cc.deps)
@@ -439,7 +488,7 @@ class Compiler:
             sub = _find_same(c.ast, ast)
             if sub is None:
                 continue
-            oc = Ctx(ctx.var, slot, binding, "init", set(), ctx.where)
+            oc = Ctx(ctx.var, slot, binding, "init", set(), ctx.where, scope=ctx.scope)
             codes.append(self.fl(sub.delay_time, oc))
             init_deps.update(oc.deps)
         return codes

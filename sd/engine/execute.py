@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -98,14 +99,28 @@ def _simulate(cm: CompiledModel, P, args, out) -> None:
     """
     n = P.shape[0]
     k = min(_cores(), n // MIN_RUNS_PER_THREAD) if cm.mode == "numba" else 1
+    if k > 1:
+        # Fault the output's pages in here: first-touch page faults taken by
+        # two threads at once contend in the kernel (measured on this VM: 1,000
+        # runs of all 72 variables, median 34 ms with lazy pages, 5 ms
+        # pre-faulted).
+        out.fill(0.0)
+    start = 0
+    if cm.mode == "numba" and n and not cm.fn.signatures:
+        # numba compiles on the first call: do it here, in this thread, with
+        # room for its recursive passes over a long generated function
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20000))
+        try:
+            cm.fn(P[:1], *args, out[:1])
+        finally:
+            sys.setrecursionlimit(limit)
+        start = 1
     if k <= 1:
-        cm.fn(P, *args, out)
+        if start < n:
+            cm.fn(P[start:], *args, out[start:])
         return
-    # Fault the output's pages in here: first-touch page faults taken by two
-    # threads at once contend in the kernel (measured on this VM: 1,000 runs
-    # of all 72 variables, median 34 ms with lazy pages, 5 ms pre-faulted).
-    out.fill(0.0)
-    cuts = np.linspace(0, n, k + 1).astype(int)
+    cuts = np.linspace(start, n, k + 1).astype(int)
     futures = [_pool(k).submit(cm.fn, P[a:b], *args, out[a:b])
                for a, b in zip(cuts[:-1], cuts[1:])]
     for f in futures:

@@ -77,6 +77,8 @@ class ModelIR:
 
             model = load(model)
         self.path = Path(model.path)
+        self.model = model
+        self.sources: list = []             # external files the model reads
         am = model.abstract
         if len(am.sections) != 1:
             macros = [s.name for s in am.sections if s.type != "main"]
@@ -94,29 +96,51 @@ class ModelIR:
 
     # -- subscript ranges ------------------------------------------------
     def _read_ranges(self, subs) -> None:
+        """Ranges by name, and each range's mapping targets as PySD's
+        ``SubscriptManager`` records them (a copy ``A <-> B`` maps to B)."""
+        self.mapping: dict[str, list] = {}
         pending = list(subs)
         for _ in range(len(pending) + 1):
             rest = []
             for r in pending:
-                # a copy (``A <-> B``) has no mapping of its own; PySD builds
-                # it with a shared mutable default list that other models'
-                # translations append to, so its ``mapping`` is not reliable
-                if r.mapping and not isinstance(r.subscripts, str):
-                    raise UnsupportedModel(f"subscript mapping of range {r.name!r}")
                 if isinstance(r.subscripts, list):
                     self.ranges[r.name] = list(r.subscripts)
+                    # only a copy's ``mapping`` is PySD's shared mutable
+                    # default list (other translations append to it); a
+                    # range defined by its elements always has its own list
+                    self.mapping[r.name] = list(r.mapping or [])
                 elif isinstance(r.subscripts, str) and r.subscripts in self.ranges:
                     self.ranges[r.name] = list(self.ranges[r.subscripts])
+                    self.mapping[r.name] = [r.subscripts]
                 elif isinstance(r.subscripts, str):
                     rest.append(r)
+                elif isinstance(r.subscripts, dict):
+                    self.ranges[r.name] = self._file_range(r)
+                    self.mapping[r.name] = []
                 else:
                     raise UnsupportedModel(f"subscript range {r.name!r} defined by "
                                            f"{type(r.subscripts).__name__}")
             if not rest:
                 self._expand_nested()
+                for name, targets in self.mapping.items():
+                    for t in targets:
+                        if t not in self.ranges:
+                            raise UnsupportedModel(f"subscript range {name!r} maps to "
+                                                   f"unknown range {t!r}")
+                        if len(self.ranges[t]) != len(self.ranges[name]):
+                            raise UnsupportedModel(
+                                f"subscript mapping {name!r} -> {t!r} between ranges of "
+                                f"different sizes")
                 return
             pending = rest
         raise UnsupportedModel(f"subscript range {pending[0].name!r} copies an unknown range")
+
+    def _file_range(self, r) -> list:
+        """``GET XLS/DIRECT SUBSCRIPT``: elements read from the file beside
+        the model, with PySD's own reader."""
+        from .external import read_subscript
+
+        return read_subscript(self, r.name, r.subscripts)
 
     def _expand_nested(self) -> None:
         """``dim: A, sub1, B`` where ``sub1`` is itself a range: splice its
@@ -177,8 +201,8 @@ class ModelIR:
                     if e not in union:
                         union.append(e)
             dims.append(self._range_for(used, union, var.name))
-        if len(set(dims)) != len(dims):
-            raise UnsupportedModel(f"repeated subscript range {dims} in {var.name!r}")
+        dims = self._distinct_dims(dims, [[c.subscripts[0][i] for c in comps]
+                                          for i in range(n)], var.name)
         var.dims = tuple(dims)
         var.coords = tuple(self.ranges[d] for d in dims)
         index = {lab: k for k, lab in enumerate(var.labels())}
@@ -203,6 +227,37 @@ class ModelIR:
                     raise UnsupportedModel(f"{var.name!r}{list(combo)} is defined twice")
                 var.flat[k] = (comp, binding, local)
         # elements no equation defines are NaN in PySD (xr.DataArray(np.nan))
+
+    def _distinct_dims(self, dims, used, name) -> list:
+        """A range repeated in one variable (``matrix[A, dim]`` with ``A`` an
+        element of ``dim``): as PySD's ``make_merge_list``, the position that
+        names the range keeps it, the others take another range with the same
+        elements or a copy named ``<range><j>`` (shared by later variables)."""
+        dims = list(dims)
+        for d in dict.fromkeys(dims):
+            pos = [i for i, x in enumerate(dims) if x == d]
+            if len(pos) == 1:
+                continue
+            named = [i for i in pos if d in used[i]]
+            if len(named) > 1:
+                raise UnsupportedModel(f"subscript range {d!r} used twice in the definition "
+                                       f"of {name!r}")
+            keep = named[0] if named else pos[0]
+            for i in pos:
+                if i == keep:
+                    continue
+                elems = self.ranges[d]
+                alt = next((r for r, e in self.ranges.items()
+                            if r not in dims and set(e) == set(elems)), None)
+                if alt is None:
+                    j = 1
+                    while f"{d}{j}" in self.ranges:
+                        j += 1
+                    alt = f"{d}{j}"
+                    self.ranges[alt] = list(elems)
+                    self.mapping[alt] = []
+                dims[i] = alt
+        return dims
 
     def _range_for(self, used, union, name) -> str:
         """The dimension PySD gives a variable position: the range whose
@@ -243,6 +298,12 @@ class ModelIR:
             raise UnsupportedModel(f"vector operation over {sub!r} outside SUM/PROD/VMIN/VMAX "
                                    f"in {where!r}")
         if sub in self.ranges:
+            # a mapped range (``DimC: c1, c2 -> DimB``) referenced inside a
+            # definition over the target: PySD relabels the values by
+            # position (element i of DimC stands for element i of DimB)
+            for target in self.mapping.get(sub, ()):
+                if target in binding and binding[target] in self.ranges[target]:
+                    return self.ranges[sub][self.ranges[target].index(binding[target])]
             elems = set(self.ranges[sub])
             hits = {e for k, e in binding.items()
                     if k in self.ranges and e in elems

@@ -191,11 +191,18 @@ def numba_helpers() -> dict:
     """The scalar helpers compiled with numba (cached on disk)."""
     import numba
 
-    g = globals()
-    out = {}
-    for name in SCALAR:
-        out[name] = numba.njit(cache=True, nogil=True)(g[name])
-    return out
+    from . import vector_runtime
+
+    if not _NUMBA:
+        g = globals()
+        for name in SCALAR:
+            _NUMBA[name] = numba.njit(cache=True, nogil=True)(g[name])
+        _NUMBA.update(vector_runtime.numba_helpers(numba.njit(cache=True, nogil=True)))
+    return dict(_NUMBA)
+
+
+#: the compiled helpers of this process (compiled lazily, once)
+_NUMBA: dict = {}
 
 
 # -- numpy helpers (run axis) ------------------------------------------------
@@ -267,3 +274,12 @@ def uniform_int(values, what: str) -> int:
 
         raise UnsupportedModel(f"{what} differs between runs (numpy back end)")
     return int(arr[0])
+
+
+def _vector_numpy() -> dict:
+    from .vector_runtime import numpy_helpers
+
+    return numpy_helpers()
+
+
+NUMPY.update(_vector_numpy())
