@@ -24,15 +24,19 @@ NUMBA_HEADER = ("import numpy as np\nimport numba\n"
 NUMBA_DECORATOR = "numba.njit(cache=True, error_model='numpy', nogil=True)"
 ARGS = ("P", "C", "Ci", "LX", "LY", "LO", "LN", "times", "save_idx", "sel", "out")
 #: Locals codegen creates.
-_LOCAL = re.compile(r"\A(dt|nt|N|t|r|k|si|c|[Kv]\d+(_\d+)?|[osnpL]\d+|tm\d+|gm\d+|pipe\d+)\Z")
+_LOCAL = re.compile(r"\A(dt|nt|N|t|r|k|j|si|c|row|[Kv]\d+(_\d+)?|[osnpLx]\d+|tm\d+|gm\d+"
+                    r"|pipe\d+)\Z")
 _HELPERS = frozenset({
     "_smooth_step", "_delay_step", "_delayn_step", "_delay_order", "_min", "_max", "_pow",
     "_log", "_integer", "_quantum", "_modulo", "_xidz", "_zidz", "_step", "_ramp", "_pulse",
     "_pulse_train", "_lookup", "_uniform_int", "range", "int", "max",
+    # vector functions (sd.engine.vector_runtime)
+    "_vselect", "_vsort", "_vrank", "_pick", "_inv", "_alloc_priority", "_alloc_available",
+    "_vec",
 })
 _NUMPY = frozenset({
     "abs", "exp", "sqrt", "log", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh",
-    "cosh", "tanh", "where", "empty", "rint", "maximum", "minimum", "nan", "inf",
+    "cosh", "tanh", "where", "empty", "rint", "maximum", "minimum", "nan", "inf", "pi",
 })
 _STRINGS = frozenset({"SMOOTH order", "DELAY FIXED length"})
 
@@ -99,7 +103,8 @@ class _Body:
             self.target(s.targets[0])
             return self.expr(s.value)
         if t is ast.For:
-            if not (isinstance(s.target, ast.Name) and s.target.id in ("r", "k")) or s.orelse:
+            if not (isinstance(s.target, ast.Name) and s.target.id in ("r", "k", "j")) or \
+                    s.orelse:
                 raise _Refused("a for loop")
             self.names.add(s.target.id)
             self.expr(s.iter)
