@@ -1,21 +1,35 @@
 """sd: system-dynamics models of small-workshop clusters, Vensim files first.
 
-The public entry points are imported lazily, so ``import sd`` (and the
-``sd`` command's start-up) does not pay for PySD, numba or scipy until used:
+The public API, imported lazily so that ``import sd`` (and the ``sd``
+command's start-up) does not pay for PySD, numba or scipy until used:
 
-- :func:`sd.load` -- translate a ``.mdl`` once, describe its variables
-- :func:`sd.run` -- one isolated PySD run of a scenario -> ``xarray.Dataset``
-- :func:`sd.run_many` -- many runs at once on the fast engine -> ``Dataset(run, time)``
-- :func:`sd.calibrate` -- fit a calibration spec to documented outcomes
+- :func:`load` -- translate a ``.mdl`` once, describe its variables -> :class:`Model`
+- :class:`Scenario` -- overrides of constants, lookups and time settings
+- :func:`run` -- one run -> ``xarray.Dataset`` (dim ``time``) with units and provenance
+- :func:`run_many` -- many runs -> ``Dataset(run, time)``
+- :func:`calibrate` -- fit a calibration spec to documented outcomes -> :class:`FitResult`
+- :func:`sensitivity` -- Monte Carlo, Sobol and Morris of a spec -> :class:`SensitivityResult`
+- :func:`compare` -- scenarios side by side -> :class:`Comparison`
+- :class:`SdInputError` (bad input), :class:`SdRuntimeError` (a run that failed)
+
+Reports of the results are written by :mod:`sd.report`.
 """
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load": ("sd.model", "load"),
-    "run": ("sd.simulation.pysd_backend", "run"),
-    "run_many": ("sd.simulation.ensemble", "run_many"),
-    "calibrate": ("sd.calibration.calibrate", "calibrate"),
-    "Scenario": ("sd.scenarios", "Scenario"),
+    "load": "sd.model",
+    "Model": "sd.model",
+    "Scenario": "sd.scenarios",
+    "run": "sd.simulation",
+    "run_many": "sd.simulation",
+    "calibrate": "sd.calibration",
+    "FitResult": "sd.calibration",
+    "sensitivity": "sd.sensitivity_analysis",
+    "SensitivityResult": "sd.sensitivity_analysis",
+    "compare": "sd.comparison",
+    "Comparison": "sd.comparison",
+    "SdInputError": "sd.errors",
+    "SdRuntimeError": "sd.errors",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -25,6 +39,11 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
 
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'sd' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -6,11 +6,8 @@ is reported in one paragraph without a traceback; ``--debug`` shows one.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,10 +25,17 @@ class _UsageError(Exception):
     pass
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sd", description="System-dynamics models of workshop clusters: "
                      "run Vensim .mdl files with PySD, calibrate and explore them.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"sd {_version()}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     # Every subcommand accepts --debug too (``sd run MODEL --debug``).
     common = argparse.ArgumentParser(add_help=False)
@@ -113,12 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sd`` command; returns the exit status."""
     parser = build_parser()
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    command = None
     try:
         args = parser.parse_args(argv)
-        if args.command is None:
+        command = args.command
+        if command is None:
             parser.print_help()
             return 2
-        return _COMMANDS[args.command](args)
+        return _COMMANDS[command](args)
+    except SystemExit as exc:       # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
     except _UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -132,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
-        print("sd: interrupted", file=sys.stderr)
+        print("sd: interrupted" + (" before any fit was found; a checkpoint, if written, is "
+                                   "continued with --resume" if command == "calibrate" else ""),
+              file=sys.stderr)
         return 130
     except SdRuntimeError as exc:
         if debug:
@@ -149,61 +159,27 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- sd run --------------------------------------------------------------------
 def cmd_run(args) -> int:
-    from .model import model as model_mod
-    from . import provenance, scenarios
-    from .simulation.simulate import simulate
+    from .model import load
+    from .report.folder import staged
+    from .report.run import write_run
+    from .scenarios import from_assignments, resolve
+    from .simulation import run
 
-    model = model_mod.load(args.model)
-    scenario = scenarios.resolve(args.scenario, Path(args.model))
+    model = load(args.model)
+    scenario = resolve(args.scenario, Path(args.model))
     if args.sets:
         base_name = scenario.name if args.scenario else "set"
-        scenario = replace(scenario.merged(scenarios.from_assignments(args.sets)), name=base_name)
-    for name in args.plot:
-        model.variable(name, what="variable to plot")
-    ds, engine = simulate(model, scenario, engine=args.engine)
+        scenario = replace(scenario.merged(from_assignments(args.sets)), name=base_name)
+    plots = [model.variable(name, what="variable to plot").name for name in args.plot]
+    ds = run(model, scenario, engine=args.engine)
     out = Path(args.out) if args.out else Path("results") / f"{model.path.stem}-{scenario.name}"
-    record = provenance.record(model, scenario=scenario.name, scenario_source=scenario.source,
-                               engine=engine,
-                               constants=dict(scenario.constants),
-                               lookups={k: {"x": list(x), "y": list(y)}
-                                        for k, (x, y) in scenario.lookups.items()},
-                               time=dict(scenario.time))
-    ds.attrs["provenance"] = json.dumps(record)
-    written = _write_run(ds, out, args.plot, model, record)
-    print(f"{model.path.name}: scenario {scenario.name!r}, engine {engine}, "
+    with staged(out, "run.json") as folder:
+        names = write_run(ds, folder, plots)
+    print(f"{model.path.name}: scenario {scenario.name!r}, engine {ds.attrs['engine']}, "
           f"{ds.sizes['time']} saved times, {len(ds.data_vars)} variables")
-    for path in written:
-        print(f"  wrote {path}")
+    for name in names:
+        print(f"  wrote {out / name}")
     return 0
-
-
-def _write_run(ds, out: Path, plots, model, record) -> list[Path]:
-    """Write every output to a scratch folder first, then move them into ``out``."""
-    from .plots import plot_variable, save_figure
-
-    out.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".sd-run-", dir=out))
-    try:
-        frame = ds.to_dataframe()
-        frame.index.name = "time"
-        frame.to_csv(scratch / "results.csv")
-        ds.to_netcdf(scratch / "results.nc")
-        (scratch / "run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        names = ["results.csv", "results.nc", "run.json"]
-        for var in plots:
-            name = model.variable(var).name
-            file = f"{_file_stem(name)}.png"
-            save_figure(plot_variable(ds, name), scratch / file)
-            names.append(file)
-        for name in names:
-            (scratch / name).replace(out / name)
-        return [out / n for n in names]
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _file_stem(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
 
 
 # -- sd info -------------------------------------------------------------------
@@ -211,9 +187,9 @@ _KIND_ORDER = ("stock", "flow", "auxiliary", "constant", "lookup", "control")
 
 
 def cmd_info(args) -> int:
-    from .model import model as model_mod
+    from .model import load
 
-    model = model_mod.load(args.model)
+    model = load(args.model)
     print(f"{model.path}")
     print(f"sha256 {model.sha256}")
     for kind in _KIND_ORDER:
@@ -233,7 +209,7 @@ def cmd_info(args) -> int:
 
 # -- sd calibrate ----------------------------------------------------------------
 def cmd_calibrate(args) -> int:
-    from .calibration.calibrate import calibrate
+    from .calibration import calibrate
     from .report.calibration import write_all
 
     out = Path(args.out) if args.out else Path("results") / f"calibration-{Path(args.spec).stem}"
@@ -241,16 +217,21 @@ def cmd_calibrate(args) -> int:
                        resume=args.resume, progress=not args.no_progress)
     written = write_all(result, out)
     print(f"{Path(args.spec).name}: payoff {result.payoff:.6g}, {result.n_met}/"
-          f"{len(result.targets)} documented outcomes met, {result.nfev} runs"
-          + (" (interrupted: best fit so far)" if result.interrupted else ""))
+          f"{len(result.targets)} documented outcomes met, {result.nfev} runs, "
+          f"engine {result.provenance.get('engine')}")
     for path in written:
         print(f"  wrote {path}")
-    return 130 if result.interrupted else 0
+    if result.interrupted:
+        print(f"sd: interrupted (Ctrl-C) during the {result.stage} stage: wrote the best fit so "
+              f"far. Continue with: sd calibrate {args.spec} --out {out} --resume",
+              file=sys.stderr)
+        return 130
+    return 0
 
 
 # -- sd check / sd diagram -----------------------------------------------------
 def cmd_check(args) -> int:
-    from .model import model as model_mod
+    from .model import load
     from .model.checks import check_model
     from .model.equations import read_equations
     from .model.loops import find_loops
@@ -262,7 +243,7 @@ def cmd_check(args) -> int:
     model = spec = None
     if args.tests:
         from .reality import load_tests
-        model = model_mod.load(args.model)  # the reality checks run the model
+        model = load(args.model)  # the reality checks run the model
         spec = load_tests(args.tests, model)  # bad tests file: exit 2 before any run
     findings = check_model(equations.path, sources=not args.no_sources, equations=equations)
     loops = find_loops(equations, max_loops=args.max_loops)
@@ -280,7 +261,6 @@ _DIAGRAM_FORMATS = (".png", ".svg", ".pdf")
 
 
 def cmd_diagram(args) -> int:
-    from ._common import atomic_path
     from .errors import suggest
     from .model.sketch import parse_sketch
     from .plots import draw_sketch, save_diagram
@@ -300,8 +280,7 @@ def cmd_diagram(args) -> int:
         raise SdInputError(f"{path.name} has no view named {args.view!r}."
                            + (suggest(args.view, names) or f" Views: {', '.join(names)}."))
     fig = draw_sketch(sketch, view=args.view)
-    with atomic_path(out) as tmp:
-        save_diagram(fig, tmp, fmt=out.suffix[1:].lower())
+    save_diagram(fig, out, fmt=out.suffix[1:].lower())
     views = [n for n in names if args.view is None or n.lower() == args.view.lower()]
     print(f"{path.name}: drew {len(views)} view(s) ({', '.join(views)})")
     print(f"  wrote {out}")
@@ -310,28 +289,40 @@ def cmd_diagram(args) -> int:
 
 # -- sd sensitivity / sd compare ------------------------------------------------
 def cmd_sensitivity(args) -> int:
-    from .sensitivity_analysis.analysis import sensitivity
+    from .report.folder import staged
+    from .report.sensitivity import write_sensitivity
+    from .sensitivity_analysis import sensitivity
 
-    result = sensitivity(args.spec, args.out, samples=args.samples, dask=args.dask,
-                         progress=not args.no_progress)
+    out = Path(args.out) if args.out else Path("results") / f"sensitivity-{Path(args.spec).stem}"
+    with staged(out, "provenance.json") as folder:
+        result = sensitivity(args.spec, samples=args.samples, dask=args.dask,
+                             progress=not args.no_progress, store=folder / "ensemble.nc")
+        names = write_sensitivity(result, folder)
     spec = result.spec
     print(f"{spec.path.name}: {spec.n} Monte Carlo runs"
-          + (f", Sobol {spec.sobol_runs()} runs" if result.sobol is not None else "")
-          + (f", Morris {spec.morris_runs()} runs" if result.morris is not None else "")
-          + f" in {result.seconds:.1f} s" + (f" (dask {args.dask})" if args.dask else ""))
-    for path in result.files:
-        print(f"  wrote {path}")
+          + (f", Sobol {spec.sobol_runs()} runs" if spec.sobol_n else "")
+          + (f", Morris {spec.morris_runs()} runs" if spec.morris_trajectories else "")
+          + f" in {result.seconds:.1f} s" + (f" (dask {args.dask})" if args.dask else "")
+          + f", engine {result.provenance.get('engine')}")
+    for note in result.notes:
+        print(f"  warning: {note}")
+    for name in names:
+        print(f"  wrote {out / name}")
     return 0
 
 
 def cmd_compare(args) -> int:
     from .comparison import compare
+    from .report.comparison import text_table, write_comparison
+    from .report.folder import staged
 
-    result = compare(args.model, args.scenarios, variables=args.plot, out=args.out,
-                     engine=args.engine)
-    print(result.table.T.to_string(float_format=lambda v: f"{v:.4g}"))
-    for path in result.files:
-        print(f"  wrote {path}")
+    result = compare(args.model, args.scenarios, variables=args.plot, engine=args.engine)
+    out = Path(args.out) if args.out else Path("results") / f"compare-{Path(args.model).stem}"
+    with staged(out, "provenance.json") as folder:
+        names = write_comparison(result, folder)
+    print(text_table(result.table))
+    for name in names:
+        print(f"  wrote {out / name}")
     return 0
 
 

@@ -1,8 +1,13 @@
-"""Errors that `sd` reports to the user without a traceback.
+"""Errors that `sd` reports to the user without a traceback, and name matching.
 
 Every error raised for bad *input* (a file, a name, a value the user gave) is a
 :class:`SdInputError`; the CLI turns it into a one-paragraph message and exit
-status 2. Anything else is a bug or an environment failure (exit status 1).
+status 2. A simulation that fails (NaN, infinity, a division by zero) is a
+:class:`SdRuntimeError` (exit status 1). Anything else is a bug.
+
+Names are matched as Vensim matches them (:func:`canon`), here because the
+same rule decides both "is this the variable?" and "which name was meant?"
+(:func:`suggest`).
 """
 from __future__ import annotations
 
@@ -18,38 +23,15 @@ class SdRuntimeError(Exception):
     """A failure that is not the user's input (e.g. a simulation that diverged)."""
 
 
-def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
-    """Return ``" Did you mean 'a', 'b'?"`` for the closest choices, or ``""``.
+def canon(name: str) -> str:
+    """A name as Vensim compares names: case, repeated blanks and ``_`` ignored."""
+    return " ".join(str(name).replace("_", " ").lower().split())
 
-    Matching is case- and separator-insensitive, as Vensim names are.
-    """
-    choices = list(choices)
-    canon = {_canon(c): c for c in choices}
-    hits = difflib.get_close_matches(_canon(name), list(canon), n=n, cutoff=0.6)
+
+def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """Return ``" Did you mean 'a', 'b'?"`` for the closest choices, or ``""``."""
+    by_canon = {canon(c): c for c in choices}
+    hits = difflib.get_close_matches(canon(name), list(by_canon), n=n, cutoff=0.6)
     if not hits:
         return ""
-    return " Did you mean " + ", ".join(repr(canon[h]) for h in hits) + "?"
-
-
-def _canon(name: str) -> str:
-    return " ".join(name.replace("_", " ").lower().split())
-
-
-def number(value, where: str, *, strings: bool = False) -> float:
-    """``value`` as a finite float, or :class:`SdInputError` naming ``where``.
-
-    Numbers (not booleans) are accepted; text such as ``"3.5"`` only with
-    ``strings=True`` (values read from ``.cin``, CSV or ``--set``, not TOML).
-    """
-    import math
-
-    ok_types = (int, float, str) if strings else (int, float)
-    if isinstance(value, bool) or not isinstance(value, ok_types):
-        raise SdInputError(f"{where}: expected a number, got {value!r}.")
-    try:
-        result = float(value)
-    except ValueError:
-        raise SdInputError(f"{where}: expected a number, got {value!r}.") from None
-    if not math.isfinite(result):
-        raise SdInputError(f"{where}: expected a finite number, got {value!r}.")
-    return result
+    return " Did you mean " + ", ".join(repr(by_canon[h]) for h in hits) + "?"

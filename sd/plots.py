@@ -1,8 +1,16 @@
-"""Every figure of sd: runs, scenario comparisons, ensemble bands, histograms,
-sensitivity indices, the model diagram. Imported lazily; ``ax=None`` in, Axes out."""
+"""Every figure of sd: runs, scenario comparisons, fits, ensemble bands,
+histograms, sensitivity indices and the model diagram.
+
+``ax=None`` in, Axes out. A helper given no Axes draws on a new pyplot figure
+with the user's own backend; writers (:mod:`sd.report`) draw on figures from
+:func:`figure`, which are not registered with pyplot, so writing a report
+never changes the user's backend or leaves figures open. Nothing here selects
+a backend.
+"""
 from __future__ import annotations
 
 import math
+import sys
 import textwrap
 from pathlib import Path
 
@@ -10,42 +18,111 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._common import atomic_path
 from .model.sketch import Cloud, Sketch, SketchVariable, Valve, View
 
 
-def _pyplot():
-    import matplotlib
+def figure(nrows: int = 1, ncols: int = 1, *, size=(7, 4)):
+    """A figure outside pyplot and its Axes grid (``squeeze=False``), for files."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only: no display is assumed
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def save_figure(fig, path, dpi: int = 110) -> None:
+    """Save ``fig`` (a Figure, or an Axes of it) to ``path`` as PNG, atomically.
+
+    A figure pyplot manages is closed after saving; others need no closing.
+    """
+    fig = fig.get_figure() if hasattr(fig, "get_figure") and not hasattr(fig, "savefig") \
+        else fig
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    _close(fig)
+
+
+def _close(fig) -> None:
+    """Close ``fig`` if pyplot manages it (a figure from :func:`figure` needs nothing)."""
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close(fig)
+
+
+def _axes(ax, size=(7, 4)):
+    """``ax``, or the Axes of a new pyplot figure (the user's backend, unchanged)."""
+    if ax is not None:
+        return ax
     import matplotlib.pyplot as plt
 
-    return plt
+    if size is None:
+        return plt.subplots()[1]
+    return plt.subplots(figsize=size, layout="constrained")[1]
+
+
+def _ylabel(name: str, units: str) -> str:
+    return f"{name} ({units})" if units else name
 
 
 def plot_variable(ds: xr.Dataset, name: str, ax=None, label: str | None = None):
-    """Plot one variable of a run over time; return the Axes."""
-    plt = _pyplot()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    """One variable of a run over time, titled with its scenario; return the Axes."""
+    ax = _axes(ax)
     da = ds[name]
-    ax.plot(ds["time"].values, da.values, label=label or ds.attrs.get("scenario", name))
-    units = da.attrs.get("units", "")
-    ax.set_title(name)
+    scenario = ds.attrs.get("scenario", "")
+    ax.plot(ds["time"].values, da.values, label=label or scenario or name)
+    ax.set_title(f"{name} (scenario {scenario})" if scenario else name)
     ax.set_xlabel("Time")
-    ax.set_ylabel(f"{name} ({units})" if units else name)
+    ax.set_ylabel(_ylabel(name, da.attrs.get("units", "")))
     ax.grid(alpha=0.3)
     return ax
 
 
-def save_figure(ax, path) -> None:
-    """Save the figure holding ``ax`` to ``path`` atomically and close it."""
-    from ._common import atomic_path
+def plot_scenarios(datasets: dict, variable: str, ax=None):
+    """One variable of several scenario runs (name -> Dataset) on one Axes."""
+    ax = _axes(ax)
+    for name, ds in datasets.items():
+        ax.plot(ds["time"].values, ds[variable].values, label=name)
+    units = next(iter(datasets.values()))[variable].attrs.get("units", "")
+    ax.set_title(variable)
+    ax.set_xlabel("Time")
+    ax.set_ylabel(_ylabel(variable, units))
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    return ax
 
-    plt = _pyplot()
-    fig = ax.figure
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+
+def plot_fit(result, variable: str, ax=None):
+    """The fitted trajectory of ``variable``, its counterfactuals and the
+    documented outcomes it is held to (green met, red missed)."""
+    ax = _axes(ax, (8, 3.2))
+    best = result.trajectories
+    ax.plot(best["time"].values, best[variable].values[0], color="k", lw=2, label="fitted")
+    why = result.explanation
+    if why is not None and why.variable == variable:
+        for c in why.counterfactuals:
+            ax.plot(why.times, c.series, lw=1, ls="--", label=c.name)
+    for t in (t for t in result.targets if t["target"].variable == variable):
+        _draw_target(ax, t)
+    ax.set_title(variable)
+    ax.set_xlabel("time")
+    ax.set_ylabel(_ylabel(variable, best[variable].attrs.get("units", "")))
+    ax.legend(fontsize=7, loc="best")
+    return ax
+
+
+def _draw_target(ax, t) -> None:
+    from matplotlib.patches import Rectangle
+
+    tg, color = t["target"], ("tab:green" if t["satisfied"] else "tab:red")
+    if tg.kind == "point":
+        ax.errorbar([tg.time], [tg.value], yerr=[2 * tg.sigma], fmt="o", color=color,
+                    capsize=4, label=f"documented ±2σ ({tg.source.split(' ')[0]})")
+    elif tg.kind == "peak_time":
+        ax.axvspan(tg.time, tg.time_end, color=color, alpha=0.1, label="documented peak time")
+    else:
+        ax.add_patch(Rectangle((tg.time, tg.low), tg.time_end - tg.time, tg.high - tg.low,
+                               fill=tg.kind == "range", alpha=0.15 if tg.kind == "range" else 1,
+                               ec=color, fc=color, ls="-" if tg.kind == "range" else "--",
+                               lw=1.5, label=f"documented {tg.kind}"))
 
 
 #: Vensim's sensitivity-graph bands (percent of runs inside) and colours.
@@ -87,19 +164,16 @@ def plot_bands(da: xr.DataArray, ax=None, levels=BANDS, title: str | None = None
 
     The widest band is drawn first so each narrower one sits on top of it.
     """
-    plt = _pyplot()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    ax = _axes(ax)
     q = band_quantiles(da, levels)
     for L in sorted(levels, reverse=True):
         ax.fill_between(q.index, q[f"lo{L}"], q[f"hi{L}"], color=_COLOURS.get(L, "#cccccc"),
                         alpha=0.85, linewidth=0, label=f"{L}%")
     ax.plot(q.index, q["median"], color="black", linewidth=1, label="median")
-    units = da.attrs.get("units", "")
-    name = title or str(da.name)
-    ax.set_title(f"{name} ({da.sizes['run']} runs)")
+    name = str(da.name)
+    ax.set_title(title or f"{name} ({da.sizes['run']} runs)")
     ax.set_xlabel("Time")
-    ax.set_ylabel(f"{name} ({units})" if units else name)
+    ax.set_ylabel(_ylabel(name, da.attrs.get("units", "")))
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     return ax
@@ -107,16 +181,14 @@ def plot_bands(da: xr.DataArray, ax=None, levels=BANDS, title: str | None = None
 
 def plot_histogram(values, name: str, ax=None, bins: int | str = "auto", units: str = ""):
     """Histogram of one metric over the runs."""
-    plt = _pyplot()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    ax = _axes(ax, (6, 4))
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     if values.size == 0 or np.ptp(values) == 0:
         bins = 1  # a metric that never varies: one bar, not a numpy error
     ax.hist(values, bins=bins, color="#2f7fd1", edgecolor="white")
     ax.set_title(name)
-    ax.set_xlabel(f"{name} ({units})" if units else name)
+    ax.set_xlabel(_ylabel(name, units))
     ax.set_ylabel("runs")
     ax.grid(alpha=0.3)
     return ax
@@ -125,7 +197,7 @@ def plot_histogram(values, name: str, ax=None, bins: int | str = "auto", units: 
 def plot_sobol(table: pd.DataFrame, metric: str, ax=None):
     """First-order and total Sobol indices of one metric, 95 % intervals as error bars.
 
-    ``table`` is :func:`sd.sensitivity_analysis.analysis.sobol_indices`'s result.
+    ``table`` is :func:`sd.sensitivity_analysis.methods.sobol_indices`'s result.
     """
     return _bars(table.loc[metric], [("S1", "S1_conf", "first order"),
                                      ("ST", "ST_conf", "total")], metric, "Sobol index", ax)
@@ -138,9 +210,7 @@ def plot_morris(table: pd.DataFrame, metric: str, ax=None):
 
 
 def _bars(rows: pd.DataFrame, series, metric: str, ylabel: str, ax):
-    plt = _pyplot()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    ax = _axes(ax)
     x = np.arange(len(rows))
     width = 0.8 / len(series)
     for k, (col, conf, label) in enumerate(series):
@@ -165,22 +235,6 @@ def _wrap(name: str, width: int = 18) -> str:
         else:
             line = f"{line} {w}".strip()
     return "\n".join(lines + [line])
-
-
-def plot_scenarios(datasets: dict, variable: str, ax=None):
-    """One variable of several scenario runs (name -> Dataset) on one Axes."""
-    plt = _pyplot()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-    for name, ds in datasets.items():
-        ax.plot(ds["time"].values, ds[variable].values, label=name)
-    units = next(iter(datasets.values()))[variable].attrs.get("units", "")
-    ax.set_title(variable)
-    ax.set_xlabel("Time")
-    ax.set_ylabel(f"{variable} ({units})" if units else variable)
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
-    return ax
 
 
 # -- the model diagram (Vensim sketch) ----------------------------------------------
@@ -415,8 +469,7 @@ def draw_view(view: View, ax=None):
     -------
     matplotlib.axes.Axes
     """
-    if ax is None:
-        _, ax = _pyplot().subplots()
+    ax = _axes(ax, None)
     painter = _Painter(ax, view)
     valve_dirs: dict[int, tuple[float, float]] = {}
     for conn in view.connectors:
@@ -468,14 +521,15 @@ def draw_sketch(sketch: Sketch, view: str | None = None):
     -------
     matplotlib.figure.Figure
     """
-    plt = _pyplot()
+    from matplotlib.figure import Figure
+
     views = [v for v in sketch.views if view is None or v.name.lower() == view.lower()]
     sizes = [(e[1] - e[0], e[3] - e[2]) for e in map(_extent, views)]
     title, pad = 28.0, 10.0  # points: a title line above each view, a margin around all
     width = max(w for w, _ in sizes) + 2 * pad
     height = sum(h + title for _, h in sizes) + 2 * pad
     # one sketch pixel is one point on every view, so text and shapes keep Vensim's proportions
-    fig = plt.figure(figsize=(width / 72, height / 72))
+    fig = Figure(figsize=(width / 72, height / 72))
     top = height - pad
     for v, (w, h) in zip(views, sizes):
         top -= title + h
@@ -492,6 +546,7 @@ def save_diagram(fig, path: str | Path, fmt: str | None = None, max_pixels: int 
     path = Path(path)
     w, h = fig.get_size_inches()
     dpi = min(110.0, max_pixels / max(w, h, 1e-9))
-    fig.savefig(path, dpi=dpi, facecolor="white", format=fmt or path.suffix[1:].lower())
-    _pyplot().close(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, facecolor="white", format=fmt or path.suffix[1:].lower())
+    _close(fig)
     return path

@@ -2,29 +2,36 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import platform
 from importlib import metadata
 
 #: Packages whose versions change results.
-_PACKAGES = ("sd", "pysd", "numpy", "scipy", "pandas", "xarray", "numba")
+_PACKAGES = ("sd", "pysd", "numpy", "scipy", "pandas", "xarray", "numba", "SALib", "dask",
+             "distributed", "netCDF4")
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple:
+    out = [("python", platform.python_version())]
+    for name in _PACKAGES:
+        try:
+            out.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            continue
+    return tuple(out)
 
 
 def versions() -> dict[str, str]:
-    """Installed versions of the packages that shape results."""
-    out = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    """Installed versions of the packages that shape results (read once per process)."""
+    return dict(_versions())
 
 
 def record(model=None, **extra) -> dict:
     """A provenance record: model file and hash, versions, time, plus ``extra``.
 
     ``extra`` carries what the caller knows (data hashes, parameter values,
-    seeds); values must be JSON-serialisable.
+    seeds, the engine); values must be JSON-serialisable.
     """
     rec = {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

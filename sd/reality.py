@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SdInputError, SdRuntimeError, number, suggest
-from ._common import read_toml
+from ._common import TIME_KEYS, number, read_toml
+from .errors import SdInputError, SdRuntimeError, suggest
 
 __all__ = ["Expectation", "ExtremeTest", "Conservation", "TestsFile", "CheckResult",
            "load_tests", "run_tests"]
@@ -255,7 +255,6 @@ def _test(table: dict, i: int, path: Path, model) -> ExtremeTest:
         var = model.variable(key, kinds=("constant",), what="constant", where=f" (in {where})")
         constants[var.name] = number(value, f"{where}: constants {key!r}")
     time = {k: number(v, f"{where}: time {k!r}") for k, v in _mapping(table, "time", where).items()}
-    from .scenarios import TIME_KEYS
     for key in time:
         if key not in TIME_KEYS:
             raise SdInputError(f"{where}: unknown time key {key!r}; expected "
@@ -327,7 +326,7 @@ def run_tests(spec: TestsFile, model, equations) -> list[CheckResult]:
     spec : TestsFile
         From :func:`load_tests`.
     model : sd.model.Model
-        The loaded model (runs go through :func:`sd.simulate.simulate`).
+        The loaded model (runs go through :func:`sd.simulation.run`).
     equations : sd.equations.Equations
         The parsed equations (for the structure of stocks and flows).
 
@@ -352,12 +351,10 @@ def run_tests(spec: TestsFile, model, equations) -> list[CheckResult]:
 
 def _run(model, scenario_name, constants, time, label):
     from .scenarios import Scenario, resolve
-    from .simulation.simulate import simulate
+    from .simulation import run
 
     base = resolve(scenario_name, model.path) if scenario_name else Scenario(name="baseline")
-    scenario = base.merged(Scenario(name=label, constants=constants, time=time))
-    ds, _engine = simulate(model, scenario)
-    return ds
+    return run(model, base.merged(Scenario(name=label, constants=constants, time=time)))
 
 
 def _judge(test_name: str, exp: Expectation, ds, model) -> CheckResult:

@@ -29,17 +29,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from ._common import TIME_KEYS, atomic_write_text, known_keys, number, read_toml, time_key
 from .errors import SdInputError, suggest
-from .errors import number as _errors_number
-from ._common import read_toml
-
-#: Time settings a scenario may change, with their Vensim names.
-TIME_KEYS = {
-    "initial_time": "INITIAL TIME",
-    "final_time": "FINAL TIME",
-    "time_step": "TIME STEP",
-    "saveper": "SAVEPER",
-}
 
 
 @dataclass(frozen=True)
@@ -72,6 +63,11 @@ class Scenario:
     def __post_init__(self):
         for attr in ("constants", "lookups", "time"):
             object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
+
+    def __reduce__(self):
+        # Read-only mappings do not pickle; a scenario travels to Dask workers.
+        return (Scenario, (self.name, dict(self.constants), dict(self.lookups), dict(self.time),
+                           self.description, self.source))
 
     def merged(self, other: "Scenario") -> "Scenario":
         """A scenario with ``other``'s overrides applied on top of this one."""
@@ -106,12 +102,7 @@ def _resolve(name: str, raw: dict, path: Path, chain: tuple[str, ...]) -> Scenar
                            + " -> ".join(chain + (name,)) + ".")
     table = raw[name]
     where = f"{path} [{name}]"
-    unknown = set(table) - {"description", "base", "constants", "lookups", "time"}
-    if unknown:
-        key = sorted(unknown)[0]
-        raise SdInputError(f"{where}: unknown key {key!r}; expected description, base, "
-                           "constants, lookups or time." +
-                           suggest(key, ["description", "base", "constants", "lookups", "time"]))
+    known_keys(table, ("description", "base", "constants", "lookups", "time"), where)
     own = Scenario(
         name=name,
         constants={k: _number(v, f"{where}.constants {k!r}") for k, v in
@@ -139,18 +130,12 @@ def _table(table: dict, key: str, where: str) -> dict:
 
 
 def _time(table: dict, where: str) -> dict[str, float]:
-    out = {}
-    for key, value in table.items():
-        norm = key.lower().replace(" ", "_")
-        if norm not in TIME_KEYS:
-            raise SdInputError(f"{where}.time: unknown setting {key!r}; expected one of "
-                               + ", ".join(TIME_KEYS) + "." + suggest(norm, TIME_KEYS))
-        out[norm] = _number(value, f"{where}.time {key!r}")
-    return out
+    return {time_key(key, f"{where}.time"): _number(value, f"{where}.time {key!r}")
+            for key, value in table.items()}
 
 
 def _number(value, where: str) -> float:
-    return _errors_number(value, where, strings=True)
+    return number(value, where, strings=True)
 
 
 def _points(value, where: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -227,8 +212,6 @@ def _cin_statements(path: Path):
 
 def write_cin(path: str | Path, constants: Mapping[str, float], header: str = "") -> None:
     """Write constants as a Vensim changes file, atomically."""
-    from ._common import atomic_write_text
-
     lines = [f":{line}" for line in header.splitlines()] if header else []
     lines += [f"{name} = {value:.10g}" for name, value in constants.items()]
     atomic_write_text(path, "\n".join(lines) + "\n")
@@ -286,6 +269,9 @@ def resolve(spec: str | None, model_path: Path, search: list[Path] | None = None
     """
     if spec is None:
         return Scenario(name="baseline")
+    name, at, file_part = spec.partition("@")
+    if at:
+        return _named(name, [Path(file_part)], model_path)
     candidate = Path(spec)
     if candidate.suffix.lower() == ".cin":
         return load_cin(candidate)
@@ -293,11 +279,14 @@ def resolve(spec: str | None, model_path: Path, search: list[Path] | None = None
         table = load_toml(candidate)
         if len(table) != 1:
             raise SdInputError(f"{candidate} holds {len(table)} scenarios ({', '.join(table)}); "
-                               f"name one with --scenario NAME (looked up in the model's folder).")
+                               f"pick one with --scenario NAME@{candidate}.")
         return next(iter(table.values()))
-    name, _, file_part = spec.partition("@")
-    files = [Path(file_part)] if file_part else (
-        search if search is not None else sorted(model_path.parent.glob("*scenarios*.toml")))
+    files = search if search is not None else sorted(model_path.parent.glob("*scenarios*.toml"))
+    return _named(spec, files, model_path)
+
+
+def _named(name: str, files: list[Path], model_path: Path) -> Scenario:
+    """Scenario ``name`` from the first of ``files`` that defines it."""
     known: dict[str, Scenario] = {}
     for f in files:
         for key, sc in load_toml(f).items():

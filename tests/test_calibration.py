@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sd.calibration import calibrate as calibration
+from sd.calibration import calibrate
+from sd.calibration.objective import NAN_PENALTY, Objective
+from sd.calibration.spec import Parameter, check_spec, load_spec
 from sd.errors import SdInputError
 from sd.model import load
-from sd.simulation.pysd_backend import run
 from sd.scenarios import Scenario
+from sd.simulation import prepare, run
 
 DATA = Path(__file__).parent / "data"
 TEACUP = DATA / "teacup.mdl"
@@ -61,7 +63,7 @@ def _check_recovery(fit, tol=1e-3, payoff=1e-4):
 
 
 def test_least_squares_recovers_truth_with_bounded_evaluations(synthetic):
-    fit = calibration.calibrate(write_spec(synthetic), progress=False)
+    fit = calibrate(write_spec(synthetic), progress=False)
     _check_recovery(fit)
     assert fit.nfev < 250
     assert fit.uncertainty.correlations is not None
@@ -69,7 +71,7 @@ def test_least_squares_recovers_truth_with_bounded_evaluations(synthetic):
 
 
 def test_differential_evolution_recovers_truth(synthetic):
-    fit = calibration.calibrate(write_spec(synthetic, "differential_evolution"), progress=False)
+    fit = calibrate(write_spec(synthetic, "differential_evolution"), progress=False)
     _check_recovery(fit, tol=1e-2)
     assert fit.nfev <= 800 + 100
 
@@ -85,19 +87,19 @@ def test_powell_from_vensim_voc_and_vpd(synthetic):
     spec = synthetic / "vensim.toml"
     spec.write_text(f'model = "{TEACUP}"\ndata = "teacup.vpd"\ndata_file = "temp.csv"\n'
                     'parameters = "teacup.voc"\n[optimizer]\nstarts = 1\n')
-    loaded = calibration.load_spec(spec)
+    loaded = load_spec(spec)
     assert loaded.method == "powell" and loaded.seed == 3 and loaded.max_evals == 400
     assert loaded.parameters[1].init == 65.0 and len(loaded.targets) == 5
-    fit = calibration.calibrate(spec, progress=False)
+    fit = calibrate(spec, progress=False)
     _check_recovery(fit, tol=1e-2, payoff=1e-2)   # Powell stops at xtol 1e-3 of the range
 
 
 def test_checkpoint_resume_skips_finished_starts(synthetic, tmp_path):
     spec = write_spec(synthetic)
-    first = calibration.calibrate(spec, checkpoint=tmp_path / "cp.json", progress=False)
+    first = calibrate(spec, checkpoint=tmp_path / "cp.json", progress=False)
     saved = json.loads((tmp_path / "cp.json").read_text())
     assert saved["done"] and set(saved["finished"]) == {"0", "1"}
-    again = calibration.calibrate(spec, checkpoint=tmp_path / "cp.json", resume=True,
+    again = calibrate(spec, checkpoint=tmp_path / "cp.json", resume=True,
                                   progress=False)
     assert again.values == pytest.approx(first.values)
     assert again.nfev < first.nfev / 2      # only profiles and the final run
@@ -113,23 +115,23 @@ def test_checkpoint_resume_skips_finished_starts(synthetic, tmp_path):
 ])
 def test_bad_parameters_are_reported_before_fitting(synthetic, params, match):
     with pytest.raises(SdInputError, match=match):
-        calibration.calibrate(write_spec(synthetic, params=params), progress=False)
+        calibrate(write_spec(synthetic, params=params), progress=False)
 
 
 def test_unknown_spec_key_and_method(synthetic):
     with pytest.raises(SdInputError, match=r"unknown key 'sed'.*'seed'"):
-        calibration.load_spec(write_spec(synthetic, extra="sed = 3"))
+        load_spec(write_spec(synthetic, extra="sed = 3"))
     path = write_spec(synthetic, method="nelder")
-    with pytest.raises(SdInputError, match=r"method 'nelder' is not one of"):
-        calibration.load_spec(path)
+    with pytest.raises(SdInputError, match=r"method = .nelder. is not one of"):
+        load_spec(path)
 
 
 def test_nan_runs_are_reported_never_used(synthetic, teacup):
-    spec = calibration.check_spec(calibration.load_spec(write_spec(
+    spec = check_spec(load_spec(write_spec(
         synthetic, params='"Characteristic Time" = {low = 0, high = 20, init = 10}\n')), teacup)
-    objective = calibration.Objective(teacup, spec)
+    objective = Objective(prepare(teacup), spec)
     res = objective.residuals(np.array([[0.0], [0.35]]))   # Characteristic Time 0 divides by 0
-    assert np.all(res[0] == calibration.NAN_PENALTY)
+    assert np.all(res[0] == NAN_PENALTY)
     assert len(objective.failures) == 1 and "Characteristic Time" in str(objective.failures[0])
     assert objective.best_u[0] == pytest.approx(0.35)
 
@@ -147,7 +149,7 @@ def test_juarez_kiln_parameters_recovered(tmp_path, juarez_path):
         'method = "least_squares"\nstarts = 1\n[confidence]\nprofile_points = 7\n[parameters]\n'
         '"Kiln Closure Rate" = {low = 0.02, high = 0.06, init = 0.0385}\n'
         '"Initial Total Kilns" = {low = 400, high = 600, init = 515}\n')
-    fit = calibration.calibrate(tmp_path / "spec.toml", progress=False)
+    fit = calibrate(tmp_path / "spec.toml", progress=False)
     for name, value in truth.items():
         assert fit.values[name] == pytest.approx(value, rel=1e-3)
         lo, hi = fit.uncertainty.ci[name]
@@ -160,7 +162,7 @@ def test_mcmc_posterior_covers_truth(synthetic):
     spec = write_spec(synthetic).read_text().replace(
         "[confidence]\n", "[confidence]\nmcmc_steps = 20\nmcmc_walkers = 6\n")
     (synthetic / "mcmc.toml").write_text(spec)
-    fit = calibration.calibrate(synthetic / "mcmc.toml", progress=False)
+    fit = calibrate(synthetic / "mcmc.toml", progress=False)
     sample = fit.uncertainty.mcmc
     assert sample.shape == (6 * 10, 2)
     # Loose: a short chain; the truth only has to lie inside the sampled range.
@@ -173,7 +175,7 @@ def test_mcmc_without_emcee_is_skipped_with_a_message(synthetic, monkeypatch):
     spec = write_spec(synthetic).read_text().replace("[confidence]\n",
                                                      "[confidence]\nmcmc_steps = 10\n")
     (synthetic / "nomcmc.toml").write_text(spec)
-    fit = calibration.calibrate(synthetic / "nomcmc.toml", progress=False)
+    fit = calibrate(synthetic / "nomcmc.toml", progress=False)
     assert fit.uncertainty.mcmc is None
     assert any("emcee is not installed" in w for w in fit.uncertainty.warnings)
 
@@ -189,14 +191,14 @@ def test_bad_explain_table_fails_before_the_fit(synthetic, extra, match):
     path = write_spec(synthetic)
     path.write_text(path.read_text() + extra)
     with pytest.raises(SdInputError, match=match):
-        calibration.calibrate(path, progress=False)
+        calibrate(path, progress=False)
 
 
 def test_spec_numbers_are_checked(synthetic):
     path = write_spec(synthetic)
     path.write_text(path.read_text().replace("starts = 2", 'starts = "two"'))
     with pytest.raises(SdInputError, match=r"\[optimizer\] starts = 'two' must be a whole number"):
-        calibration.load_spec(path)
+        load_spec(path)
 
 
 def test_explanation_names_the_counterfactual_that_removes_the_fall(synthetic):
@@ -204,7 +206,7 @@ def test_explanation_names_the_counterfactual_that_removes_the_fall(synthetic):
     path.write_text(path.read_text() + '[explain]\nvariable = "Teacup Temperature"\n'
                     'window = [25, 30]\n[explain.extra.warm_room]\n"Room Temperature" = 180\n'
                     '[explain.extra.slow]\n"Characteristic Time" = 8\n')
-    why = calibration.calibrate(path, progress=False).explanation
+    why = calibrate(path, progress=False).explanation
     assert why.driver == "warm_room" and "warm_room" in why.text
     removed = {c.name: c.removed for c in why.counterfactuals}
     assert removed["warm_room"] == pytest.approx(1.0, abs=1e-6)
@@ -213,15 +215,69 @@ def test_explanation_names_the_counterfactual_that_removes_the_fall(synthetic):
 
 def test_fast_engine_and_pysd_agree_on_a_batch(teacup):
     """The objective may run on either engine; they must give the same numbers."""
-    from sd.simulation.batch import simulate_batch
+    from sd.simulation import run_many
 
-    rows = [{"Characteristic Time": 5.0}, {"Characteristic Time": 9.0, "Room Temperature": 60.0}]
-    slow = simulate_batch(teacup, rows, ["Teacup Temperature"], engine="pysd")
-    fast = simulate_batch(teacup, rows, ["Teacup Temperature"], engine="auto")
-    assert slow.engine == "pysd"
-    np.testing.assert_allclose(fast.series["Teacup Temperature"],
-                               slow.series["Teacup Temperature"], rtol=1e-10)
-    np.testing.assert_array_equal(fast.times, slow.times)
+    import pandas as pd
+
+    rows = pd.DataFrame({"Characteristic Time": [5.0, 9.0], "Room Temperature": [70.0, 60.0]})
+    slow = run_many(teacup, rows, variables=["Teacup Temperature"], engine="pysd")
+    fast = run_many(teacup, rows, variables=["Teacup Temperature"], engine="auto")
+    assert (slow.attrs["engine"], fast.attrs["engine"]) == ("pysd", "fast")
+    np.testing.assert_allclose(fast["Teacup Temperature"].values,
+                               slow["Teacup Temperature"].values, rtol=1e-10)
+    np.testing.assert_array_equal(fast["time"].values, slow["time"].values)
+
+
+@pytest.mark.parametrize("table, key, near", [
+    ("optimizer", "pop_size", "popsize"),
+    ("optimizer", "max_iter", "maxiter"),
+    ("confidence", "profile_point", "profile_points"),
+])
+def test_unknown_option_keys_are_refused_with_a_suggestion(synthetic, table, key, near):
+    """A typo inside [optimizer] or [confidence] (old main: silently ignored)."""
+    path = write_spec(synthetic)
+    path.write_text(path.read_text().replace(f"[{table}]\n", f"[{table}]\n{key} = 5\n"))
+    with pytest.raises(SdInputError, match=rf"\[{table}\]: unknown key '{key}'\. "
+                                           rf"Did you mean '{near}'"):
+        load_spec(path)
+
+
+def test_fit_reports_the_engine_that_ran_it(synthetic, tmp_path):
+    """A model the fast engine refuses is fitted on PySD and says so (old main:
+    fit.json said "fast"); a model it runs says "fast"."""
+    from sd.report.calibration import to_json
+
+    refused = tmp_path / "teacup_game.mdl"
+    refused.write_text(TEACUP.read_text().replace(
+        "(Teacup Temperature - Room Temperature) / Characteristic Time",
+        "GAME((Teacup Temperature - Room Temperature) / Characteristic Time)"))
+    params = '"Characteristic Time" = {low = 2, high = 20, init = 12}\n'
+    spec = write_spec(synthetic, params=params)
+    fast = calibrate(spec, progress=False)
+    assert to_json(fast)["provenance"]["engine"] == "fast"
+    (synthetic / "game.toml").write_text(spec.read_text().replace(str(TEACUP), str(refused)))
+    with pytest.warns(UserWarning, match="Game"):
+        slow = calibrate(synthetic / "game.toml", progress=False)
+    prov = to_json(slow)["provenance"]
+    assert prov["engine"] == "pysd" and "Game" in prov["engine_note"]
+    assert slow.values["Characteristic Time"] == pytest.approx(
+        fast.values["Characteristic Time"], rel=1e-6)
+
+
+def test_ctrl_c_during_the_profile_keeps_the_best_fit(synthetic, monkeypatch):
+    """Ctrl-C in the uncertainty stage (most of a calibration's time) returns the
+    fit found so far, marked interrupted (old main: nothing but the checkpoint)."""
+    from sd.calibration import uncertainty
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(uncertainty, "analyse", interrupt)
+    fit = calibrate(write_spec(synthetic), progress=False)
+    assert fit.interrupted and fit.stage == "uncertainty" and not fit.success
+    assert fit.uncertainty is None
+    for name, truth in TRUTH.items():
+        assert fit.values[name] == pytest.approx(truth, rel=1e-3)
 
 
 # -- profile likelihood (sd.calibration.uncertainty) ------------------------------------------
@@ -242,7 +298,7 @@ class _Linear:
         self.se = np.sqrt(np.diag(np.linalg.inv(A.T @ A)))
         # Bounds at +-10 SE: wide enough that every crossing is interior.
         self.spec = SimpleNamespace(
-            parameters=tuple(calibration.Parameter(f"x{i}", v - half_width * s,
+            parameters=tuple(Parameter(f"x{i}", v - half_width * s,
                                                    v + half_width * s, v)
                              for i, (v, s) in enumerate(zip(self.xhat, self.se))),
             profile_points=13, mcmc_steps=0, profile=kind, path=None)
@@ -308,7 +364,7 @@ def test_optimised_profile_is_wider_than_conditional_for_a_correlated_pair(teacu
     text = write_spec(tmp_path).read_text()
     (tmp_path / "cond.toml").write_text(
         text.replace("[confidence]\n", '[confidence]\nprofile = "conditional"\n'))
-    fits = {k: calibration.calibrate(tmp_path / f, progress=False)
+    fits = {k: calibrate(tmp_path / f, progress=False)
             for k, f in (("optimised", "spec_least_squares.toml"), ("conditional", "cond.toml"))}
     opt, cond = fits["optimised"].uncertainty, fits["conditional"].uncertainty
     assert (opt.kind, cond.kind) == ("optimised", "conditional")
@@ -332,4 +388,4 @@ def test_profile_kind_is_checked_naming_the_spec(synthetic):
     # Checked when the spec loads, before any simulation runs.
     with pytest.raises(SdInputError, match=r"bad_profile\.toml.*profile = 'optimized'.*"
                                            r"Did you mean 'optimised'"):
-        calibration.load_spec(synthetic / "bad_profile.toml")
+        load_spec(synthetic / "bad_profile.toml")

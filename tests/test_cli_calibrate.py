@@ -120,3 +120,32 @@ def test_ctrl_c_writes_best_so_far_and_a_checkpoint(tmp_path):
     assert "interrupted" in (out / "report.md").read_text()
     saved = json.loads((out / "checkpoint.json").read_text())
     assert saved["best_payoff"] == pytest.approx(fit["payoff"], rel=1e-6, abs=1e-12)
+
+
+def test_ctrl_c_in_the_profile_phase_writes_the_fit_and_resumes(small_spec, tmp_path,
+                                                               monkeypatch, capsys):
+    """Ctrl-C while the intervals are computed (most of the wall time) writes the
+    best fit and says how to continue (old main: only checkpoint.json, no hint);
+    --resume then finishes with the same fit."""
+    from sd.calibration import uncertainty
+    from sd.cli import main
+
+    out = tmp_path / "prof"
+    analyse = uncertainty.analyse
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(uncertainty, "analyse", interrupt)
+    assert main(["calibrate", str(small_spec), "--out", str(out), "--no-progress"]) == 130
+    assert "--resume" in capsys.readouterr().err
+    fit = json.loads((out / "fit.json").read_text())
+    assert fit["interrupted"] and fit["stage"] == "uncertainty"
+    assert "--resume" in (out / "report.md").read_text()
+    monkeypatch.setattr(uncertainty, "analyse", analyse)
+    assert main(["calibrate", str(small_spec), "--out", str(out), "--no-progress",
+                 "--resume"]) == 0
+    done = json.loads((out / "fit.json").read_text())
+    assert not done["interrupted"] and done["parameters"]["Characteristic Time"]["ci"]
+    assert done["parameters"]["Characteristic Time"]["value"] == pytest.approx(
+        fit["parameters"]["Characteristic Time"]["value"], rel=1e-12)

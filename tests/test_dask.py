@@ -14,7 +14,7 @@ import pytest
 
 from sd.simulation.chunks import Job, dask_client, open_ensemble, write_ensemble  # noqa: E402
 from sd.errors import SdInputError  # noqa: E402
-from sd.model import load  # noqa: E402
+from sd.simulation import prepare  # noqa: E402
 
 TEACUP = Path(__file__).parent / "data" / "teacup.mdl"
 
@@ -26,7 +26,7 @@ def _write(job, path, client):
 
 
 def test_dask_local_cluster_gives_identical_numbers(tmp_path):
-    model = load(TEACUP)
+    model = prepare(TEACUP)
     rng = np.random.default_rng(5)
     samples = pd.DataFrame({"Characteristic Time": rng.uniform(5, 15, 40),
                             "Room Temperature": rng.uniform(60, 80, 40)})

@@ -255,7 +255,8 @@ def test_variables_and_times_subset():
     {"initial_time": 1990, "final_time": 1999.9},  # PySD initialises at INITIAL TIME
 ], ids=["saveper", "initial-time"])
 def test_run_many_fast_equals_pysd_fallback(time):
-    from sd.simulation.ensemble import run_many
+    from sd.scenarios import Scenario
+    from sd.simulation import run_many
 
     path = JUAREZ
     consts = [p for p in _constants_of(path) if p[2] != 0][:2]
@@ -264,8 +265,8 @@ def test_run_many_fast_equals_pysd_fallback(time):
     from sd.engine import compile_model
 
     keep = [o[0] for o in compile_model(path).outputs if not o[1]]
-    fast = run_many(path, samples, variables=keep, engine="fast", time=time)
-    slow = run_many(path, samples, variables=keep, engine="pysd", time=time)
+    fast = run_many(path, samples, variables=keep, engine="fast", scenario=Scenario(time=time))
+    slow = run_many(path, samples, variables=keep, engine="pysd", scenario=Scenario(time=time))
     assert list(fast["run"].values) == ["a", "b"]
     np.testing.assert_allclose(fast["time"].values, slow["time"].values)
     for v in keep:
@@ -278,29 +279,13 @@ def test_run_many_fast_equals_pysd_fallback(time):
 def test_saveper_not_multiple_of_time_step_is_refused(engine):
     """Both engines would save only the steps that fall on SAVEPER (a grid the
     user did not ask for): refused, naming both values and the nearest choices."""
-    from sd.simulation.ensemble import run_many
+    from sd.scenarios import Scenario
+    from sd.simulation import run_many
 
     with pytest.raises(SdInputError, match=r"SAVEPER \(0.3\) is not a whole multiple of TIME "
                                            r"STEP \(0.125\).*0.25 or 0.375"):
         run_many(JUAREZ, pd.DataFrame(index=range(2)), engine=engine,
-                 time={"saveper": 0.3, "time_step": 0.125})
-
-
-def test_run_many_auto_falls_back_with_warning(tmp_path):
-    from sd.simulation.ensemble import run_many
-
-    # RANDOM UNIFORM(0, 0, s) is always 0, so PySD's numbers are known; the
-    # engine refuses every RANDOM function
-    mdl = tmp_path / "random.mdl"
-    mdl.write_text(
-        "{UTF-8}\nx = 3 * k + RANDOM UNIFORM(0, 0, 1)\n\t~\t~\t|\nk = 2\n\t~\t~\t|\n"
-        "FINAL TIME = 3\n\t~\t~\t|\nINITIAL TIME = 0\n\t~\t~\t|\n"
-        "SAVEPER = 1\n\t~\t~\t|\nTIME STEP = 1\n\t~\t~\t|\n")
-    with pytest.warns(UserWarning, match="refused"):
-        ds = run_many(mdl, pd.DataFrame({"K": [1.0, 5.0]}))
-    np.testing.assert_allclose(ds["x"].values, [[3.0] * 4, [15.0] * 4])
-    with pytest.raises(UnsupportedModel):
-        run_many(mdl, pd.DataFrame({"k": [1.0]}), engine="fast")
+                 scenario=Scenario(time={"saveper": 0.3, "time_step": 0.125}))
 
 
 def test_generated_source_does_not_depend_on_hash_seed():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from sd.outcomes import targets as outcomes
 from sd.errors import SdInputError
@@ -11,8 +12,12 @@ from sd.outcomes.targets import Target
 TIMES = np.arange(0.0, 10.5, 0.5)
 
 
+def _runs(name, y) -> xr.Dataset:
+    return xr.Dataset({name: (("run", "time"), np.atleast_2d(y))}, coords={"time": TIMES})
+
+
 def _res(target, y):
-    res, sim = outcomes.evaluate([target], TIMES, {target.variable: np.atleast_2d(y)})
+    res, sim = outcomes.evaluate([target], _runs(target.variable, y))
     return res[0, 0], sim[0, 0]
 
 
@@ -63,8 +68,34 @@ def test_peak_and_trough_and_peak_time():
 def test_batch_rows_are_independent():
     t = Target("x", "point", time=1.0, value=0.0, sigma=1.0)
     y = np.vstack([np.zeros(TIMES.size), np.ones(TIMES.size)])
-    res, _ = outcomes.evaluate([t], TIMES, {"x": y})
+    res, _ = outcomes.evaluate([t], _runs("x", y))
     assert res[:, 0].tolist() == [0.0, 1.0]
+
+
+def test_targets_and_metrics_are_one_implementation():
+    """A target's simulated value is the metric it is built on (same window, same
+    interpolation at window ends that fall between saved times)."""
+    from sd.outcomes.metrics import compute
+
+    y = np.sin(TIMES)
+    ds = _runs("x", y)
+    for t in (Target("x", "peak", time=0.3, time_end=2.7, low=0, high=1),
+              Target("x", "trough", time=3.1, time_end=6.2, low=-1, high=0),
+              Target("x", "point", time=4.25, value=0, sigma=1),
+              Target("x", "peak_time", time=0, time_end=10)):
+        (metric,) = t.metrics()
+        assert _res(t, y)[1] == compute(ds, [metric])[metric.name].values[0], t.kind
+
+
+def test_failed_run_has_no_summary():
+    """A NaN anywhere in a run (a failed run) gives NaN, never a partial summary."""
+    from sd.outcomes.metrics import Metric, values
+
+    y = np.vstack([TIMES.copy(), TIMES.copy()])
+    y[1, 7] = np.nan
+    for kind in ("max", "time_of_max", "mean", "final"):
+        out = values(Metric("m", "x", kind), TIMES, y)
+        assert np.isfinite(out[0]) and np.isnan(out[1]), kind
 
 
 def test_weight_multiplies_residual():

@@ -1,17 +1,23 @@
-"""sd.simulation.pysd_backend: isolated PySD runs into xarray, overrides, NaN detection."""
+"""The run layer (sd.simulation): one result shape, one failure policy, one engine
+decision, on both engines."""
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from sd.errors import SdRuntimeError
+import sd
+from sd.errors import SdInputError, SdRuntimeError
 from sd.model import load
-from sd.simulation.pysd_backend import run
 from sd.scenarios import Scenario
+from sd.simulation import failed_runs, prepare, run, run_many
 
 TEACUP = Path(__file__).parent / "data" / "teacup.mdl"
+ENGINES = ("fast", "pysd")
 
 
 @pytest.fixture(scope="module")
@@ -19,25 +25,30 @@ def teacup():
     return load(TEACUP)
 
 
-def test_dataset_layout_and_attributes(teacup):
-    ds = run(teacup)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dataset_layout_and_attributes(teacup, engine):
+    ds = run(teacup, engine=engine)
     assert ds["time"].values[0] == 0 and ds["time"].values[-1] == 30
     assert ds.sizes["time"] == 241  # 30 / 0.125 + 1
-    assert ds["Teacup Temperature"].attrs["units"] == "Degrees Fahrenheit"
-    assert ds["Teacup Temperature"].attrs["kind"] == "stock"
-    assert ds.attrs["model_sha256"] == teacup.sha256
+    attrs = ds["Teacup Temperature"].attrs
+    assert attrs["units"] == "Degrees Fahrenheit" and attrs["kind"] == "stock" and attrs["comment"]
+    assert ds.attrs["model_sha256"] == teacup.sha256 and ds.attrs["engine"] == engine
+    record = json.loads(ds.attrs["provenance"])
+    assert record["engine"] == engine and record["model_sha256"] == teacup.sha256
     # Euler, dt = 0.125: T1 = 180 - 0.125 * (180 - 70) / 10, exact in binary.
     assert ds["Teacup Temperature"].values[1] == 178.625
 
 
-def test_runs_are_isolated(teacup):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_runs_are_isolated(teacup, engine):
     """A, B(overrides incl. time settings), A must give identical A's (PySD's
     run(params=...) and final_time stick to the model object)."""
-    a1 = run(teacup)
+    a1 = run(teacup, engine=engine)
     b = run(teacup, Scenario(constants={"Room Temperature": 20, "Characteristic Time": 3},
                              lookups={"Cooling Curve": ((0, 100), (5, 5))},
-                             time={"final_time": 10, "time_step": 0.5, "initial_time": 2}))
-    a2 = run(teacup)
+                             time={"final_time": 10, "time_step": 0.5, "initial_time": 2}),
+            engine=engine)
+    a2 = run(teacup, engine=engine)
     assert b["time"].values[0] == 2 and b["time"].values[-1] == 10
     assert b["Curve Output"].values[0] == 5
     assert not np.allclose(b["Teacup Temperature"].values[-1], a1["Teacup Temperature"].values[-1])
@@ -46,17 +57,75 @@ def test_runs_are_isolated(teacup):
     np.testing.assert_array_equal(a1["time"].values, a2["time"].values)
 
 
-def test_constant_override_changes_the_trajectory_as_expected(teacup):
-    ds = run(teacup, Scenario(constants={"Room Temperature": 180}))
-    # Tea already at room temperature: nothing moves.
-    assert np.all(ds["Teacup Temperature"].values == 180)
+def test_engines_agree_on_a_scenario(teacup):
+    """Same Euler steps in float64 on both engines: rtol 1e-12 covers operation order."""
+    sc = Scenario(constants={"Room Temperature": 40}, lookups={"Cooling Curve": ((0, 9), (5, 1))})
+    fast, slow = run(teacup, sc, engine="fast"), run(teacup, sc, engine="pysd")
+    assert set(fast.data_vars) == set(slow.data_vars)
+    for name in fast.data_vars:
+        np.testing.assert_allclose(fast[name].values, slow[name].values, rtol=1e-12, err_msg=name)
 
 
-def test_variables_subset(teacup):
-    ds = run(teacup, variables=["teacup temperature"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_constant_override_and_variables_subset(teacup, engine):
+    ds = run(teacup, Scenario(constants={"Room Temperature": 180}),
+             variables=["teacup temperature"], engine=engine)
     assert list(ds.data_vars) == ["Teacup Temperature"]
+    assert np.all(ds["Teacup Temperature"].values == 180)   # tea at room temperature
 
 
-def test_nan_is_reported_not_returned(teacup):
-    with pytest.raises(SdRuntimeError, match="Heat Loss to Room"):
-        run(teacup, Scenario(constants={"Characteristic Time": 0}))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_nan_fails_naming_the_variable_and_time(teacup, engine):
+    """Characteristic Time = 0 divides by zero in 'Heat Loss to Room' at the first step:
+    on both engines a run never returns NaN (old main: the fast engine returned it)."""
+    with pytest.raises(SdRuntimeError, match=r"'Heat Loss to Room'.* at time 0\b"):
+        run(teacup, Scenario(constants={"Characteristic Time": 0}), engine=engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_run_many_records_failed_runs_and_never_uses_them(teacup, engine):
+    samples = pd.DataFrame({"Characteristic Time": [5.0, 0.0, 9.0]})
+    with pytest.raises(SdRuntimeError, match=r"run 1 \(Characteristic Time = 0\).*Heat Loss"):
+        run_many(teacup, samples, engine=engine)
+    ds = run_many(teacup, samples, engine=engine, on_failure="record")
+    failed = failed_runs(ds)
+    assert list(failed) == [1] and "Heat Loss to Room" in failed[1]
+    assert np.isnan(ds["Teacup Temperature"].isel(run=1).values).all()      # blanked
+    assert np.isfinite(ds["Teacup Temperature"].isel(run=[0, 2]).values).all()
+    assert ds["Teacup Temperature"].attrs["units"] == "Degrees Fahrenheit"
+    assert ds.attrs["engine"] == engine
+
+
+def test_run_accepts_a_path_and_the_engine_is_reported():
+    ds = sd.run(TEACUP, variables=["Teacup Temperature"])        # old main: AttributeError
+    assert ds.attrs["engine"] == "fast" and ds.sizes["time"] == 241
+    many = sd.run_many(str(TEACUP), pd.DataFrame({"Room Temperature": [60.0, 80.0]}))
+    assert many.sizes["run"] == 2 and many["Teacup Temperature"].attrs["units"]
+
+
+def test_engine_decided_once_and_passed(tmp_path):
+    """A model the fast engine refuses runs on PySD, says so, and is not re-examined."""
+    mdl = tmp_path / "game.mdl"
+    mdl.write_text(
+        "{UTF-8}\nx = GAME(3 * k)\n\t~\t~\t|\nk = 2\n\t~\t~\t|\n"
+        "FINAL TIME = 3\n\t~\t~\t|\nINITIAL TIME = 0\n\t~\t~\t|\n"
+        "SAVEPER = 1\n\t~\t~\t|\nTIME STEP = 1\n\t~\t~\t|\n")
+    with pytest.warns(UserWarning, match="fast engine cannot run game.mdl: .*Game"):
+        sim = prepare(mdl)
+    assert sim.engine == "pysd" and "Game" in sim.reason
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")           # no second decision, no second warning
+        ds = run_many(sim, pd.DataFrame({"K": [1.0, 5.0]}))
+    np.testing.assert_allclose(ds["x"].values, [[3.0] * 4, [15.0] * 4])
+    assert ds.attrs["engine"] == "pysd" and "Game" in ds.attrs["engine_note"]
+    with pytest.raises(SdInputError, match="cannot run game.mdl.*--engine pysd"):
+        prepare(mdl, "fast")
+
+
+def test_bad_samples_are_refused(teacup):
+    with pytest.raises(SdInputError, match="Did you mean 'Room Temperature'"):
+        run_many(teacup, pd.DataFrame({"Room Temprature": [1.0]}))
+    with pytest.raises(SdInputError, match="is a stock"):
+        run_many(teacup, pd.DataFrame({"Teacup Temperature": [1.0]}))
+    with pytest.raises(SdInputError, match="no rows"):
+        run_many(teacup, pd.DataFrame({"Room Temperature": []}))

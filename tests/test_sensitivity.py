@@ -106,14 +106,14 @@ def test_metrics_on_a_known_trajectory():
     ('kind = "final"', 'kind = "last"', "unknown metric kind 'last'"),
     ('variable = "Teacup Temperature", kind = "final"', 'variable = "Teacup Temp", kind = "final"',
      "no variable named 'Teacup Temp'"),
-    ("n = 20", "n = 0", r"\[sampling\] n: expected an integer >= 1"),
+    ("n = 20", "n = 0", r"\[sampling\] n = 0 must be at least 1"),
     ("low = 5, high = 15", "low = 15, high = 5", "low must be below high"),
     ('method = "lhs"', 'method = "latin"', "unknown 'latin'"),
 ])
 def test_bad_specs_name_the_file_and_key(tmp_path, old, new, message):
     path = write_spec(tmp_path)
     path.write_text(path.read_text().replace(old, new, 1))
-    from sd.sensitivity_analysis.analysis import load_spec
+    from sd.sensitivity_analysis import load_spec
 
     with pytest.raises(SdInputError, match=message) as err:
         load_spec(path)
@@ -122,10 +122,10 @@ def test_bad_specs_name_the_file_and_key(tmp_path, old, new, message):
 
 # -- chunked ensembles --------------------------------------------------------------------
 def test_chunk_size_does_not_change_a_single_number(tmp_path):
+    from sd.simulation import prepare
     from sd.simulation.chunks import Job, open_ensemble, write_ensemble
-    from sd.model import load
 
-    model = load(TEACUP)
+    model = prepare(TEACUP)
     d = [dist.make("Characteristic Time", {"distribution": "uniform", "low": 5, "high": 15}, "t")]
     samples = dist.to_values(dist.unit_design("sobol", 60, 1, 3), d)
     arrays = []
@@ -139,21 +139,22 @@ def test_chunk_size_does_not_change_a_single_number(tmp_path):
     assert arrays[0].identical(arrays[1])
     assert arrays[0].sizes == {"run": 60, "time": 11}
     assert "Characteristic Time" in arrays[0].coords
-    # The fallback loop must agree with a single isolated PySD run.
-    from sd.simulation.pysd_backend import run
+    # A chunked run must agree with a single isolated PySD run.
     from sd.scenarios import Scenario
+    from sd.simulation import run
 
-    one = run(model, Scenario(constants={"Characteristic Time": samples.iat[5, 0]}))
+    one = run(model.model, Scenario(constants={"Characteristic Time": samples.iat[5, 0]}),
+              engine="pysd")
     assert arrays[0]["Teacup Temperature"].isel(run=5).values == pytest.approx(
         one["Teacup Temperature"].sel(time=np.arange(0, 31, 3.0)).values, rel=1e-12)
 
 
 def test_interrupted_ensemble_leaves_no_file(tmp_path):
+    from sd.simulation import prepare
     from sd.simulation.chunks import Job, write_ensemble
-    from sd.model import load
 
     samples = pd.DataFrame({"Characteristic Time": np.linspace(5, 15, 10)})
-    job = Job(load(TEACUP), samples, ("Teacup Temperature",), chunk_size=3)
+    job = Job(prepare(TEACUP), samples, ("Teacup Temperature",), chunk_size=3)
 
     def stop(start, ds):
         if start >= 6:
@@ -168,10 +169,14 @@ def test_interrupted_ensemble_leaves_no_file(tmp_path):
 
 # -- end to end ---------------------------------------------------------------------------
 def test_sensitivity_writes_every_output(tmp_path):
-    from sd.sensitivity_analysis.analysis import sensitivity
+    from sd.report.sensitivity import write_sensitivity
+    from sd.sensitivity_analysis import sensitivity
 
     out = tmp_path / "out"
-    result = sensitivity(write_spec(tmp_path), out, progress=False)
+    out.mkdir()
+    result = sensitivity(write_spec(tmp_path), progress=False)
+    assert list(out.iterdir()) == []               # computing writes nothing
+    write_sensitivity(result, out)
     names = {p.name for p in out.iterdir()}
     assert {"ensemble.nc", "metrics.csv", "bands_teacup_temperature.png", "hist_t10.png",
             "sobol.csv", "sobol.png", "morris.csv", "morris.png", "report.md",
@@ -211,14 +216,55 @@ def test_cli_bad_spec_exits_2_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_pysd_fallback_agrees_with_the_fast_engine():
-    from sd.simulation.chunks import _run_many_pysd, run_many
-    from sd.model import load
+def test_pysd_engine_agrees_with_the_fast_engine():
+    from sd.simulation import run_many
 
-    model = load(TEACUP)
     samples = pd.DataFrame({"Characteristic Time": [5.0, 8.0, 12.0]})
-    fast = run_many(model, samples, variables=["Teacup Temperature"])
-    slow = _run_many_pysd(model, samples, ["Teacup Temperature"], {}, {})
+    fast = run_many(TEACUP, samples, variables=["Teacup Temperature"], engine="fast")
+    slow = run_many(TEACUP, samples, variables=["Teacup Temperature"], engine="pysd")
     # Tight: both integrate the same Euler steps in float64.
     np.testing.assert_allclose(fast["Teacup Temperature"].values,
                                slow["Teacup Temperature"].values, rtol=1e-12)
+
+
+LOG_MODEL = """{UTF-8}
+k = 0.5
+\t~\tDmnl\t~\tSampled; LN(k) has no real value below 0.\t|
+y = LN(k)
+\t~\tDmnl\t~\tNaN when k < 0, -inf when k = 0.\t|
+s = INTEG(y, 0)
+\t~\tDmnl\t~\tAccumulates y.\t|
+FINAL TIME = 4\n\t~\tMonth\t~\t\t|
+INITIAL TIME = 0\n\t~\tMonth\t~\t\t|
+SAVEPER = 1\n\t~\tMonth\t~\t\t|
+TIME STEP = 1\n\t~\tMonth\t~\t\t|
+"""
+
+
+def test_failed_runs_are_recorded_and_excluded(tmp_path):
+    """Runs that produce NaN are listed in the file and the report, blank in the
+    ensemble and the metrics, and the indices that need them are not computed."""
+    from sd.report.sensitivity import write_sensitivity
+    from sd.sensitivity_analysis import sensitivity
+    from sd.simulation.chunks import ensemble_failures, open_ensemble
+
+    (tmp_path / "log.mdl").write_text(LOG_MODEL)
+    spec = tmp_path / "log.toml"
+    spec.write_text('model = "log.mdl"\n[sampling]\nn = 16\nseed = 1\nchunk_size = 5\n'
+                    '[parameters]\nk = { distribution = "uniform", low = -1, high = 1 }\n'
+                    '[metrics]\nlast = { variable = "s", kind = "final" }\n'
+                    '[sobol]\nn = 4\n[morris]\ntrajectories = 2\n')
+    result = sensitivity(spec, progress=False)
+    failed = result.failures["monte carlo"]
+    k = result.samples["k"]
+    assert set(failed) == set(np.flatnonzero(k <= 0)) and 0 < len(failed) < 16
+    assert result.metrics["last"].iloc[list(failed)].isna().all()
+    assert result.metrics["last"].drop(index=list(failed)).notna().all()
+    assert result.sobol is None and any("sobol indices not computed" in n for n in result.notes)
+    out = tmp_path / "out"
+    out.mkdir()
+    write_sensitivity(result, out)
+    with open_ensemble(out / "ensemble.nc") as ds:
+        assert set(ensemble_failures(ds)) == set(failed)
+        assert np.isnan(ds["s"].isel(run=sorted(failed)).values).all()
+    assert f"{len(failed)} failed runs, excluded" in (out / "report.md").read_text()

@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from ..simulation.batch import simulate_batch
-from ..errors import SdInputError
+from .._common import known_keys, time_text
+from ..errors import SdInputError, SdRuntimeError, suggest
+from ..outcomes.metrics import Metric, values
+from ..scenarios import Scenario, load_toml, validate
+from ..simulation import Simulator, failed_runs, run_many
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Counterfactual:
     late: float
     removed: float       # fraction of the fitted collapse this counterfactual removes
     series: np.ndarray
+    failed: str = ""     # why its run failed (then peak, late and removed are NaN)
 
 
 @dataclass(frozen=True)
@@ -54,10 +59,8 @@ def check(model, spec):
     cfg = spec.explain
     if not cfg:
         return None
-    unknown = set(cfg) - {"variable", "window", "scenarios", "counterfactuals", "extra"}
-    if unknown:
-        raise SdInputError(f"{spec.path}: [explain] has unknown key(s) {', '.join(sorted(unknown))}"
-                           "; known: variable, window, scenarios, counterfactuals, extra.")
+    known_keys(cfg, ("variable", "window", "scenarios", "counterfactuals", "extra"),
+               f"{spec.path}: [explain]")
     variable = model.variable(str(cfg.get("variable", "")), what="variable",
                               where=f" ([explain] variable in {spec.path.name})").name
     try:
@@ -69,37 +72,48 @@ def check(model, spec):
     return variable, window, _cases(model, spec)
 
 
-def explain(model, spec, values: dict) -> Explanation | None:
-    """Run the counterfactuals of ``spec.explain`` on the fitted ``values``."""
-    checked = check(model, spec)
+def explain(sim: Simulator, spec, fitted: dict) -> Explanation | None:
+    """Run the counterfactuals of ``spec.explain`` on the ``fitted`` values."""
+    checked = check(sim.model, spec)
     if checked is None:
         return None
     variable, window, cases = checked
-    base = {**spec.fixed, **values}
-    rows = [base] + [{**base, **c["constants"]} for c in cases]
-    batch = simulate_batch(model, rows, [variable], spec.engine)
-    if batch.failed:
-        raise SdInputError(f"{spec.path}: [explain] run failed: {next(iter(batch.failed.values()))}")
-    times, y = batch.times, batch.series[variable]
-    late_mask = (times >= window[0]) & (times <= window[1])
-    peak_i = int(np.argmax(y[0]))
-    peak, late = float(y[0, peak_i]), float(y[0, late_mask].mean())
+    base = {**spec.fixed, **fitted}
+    times, fit, why = _run(sim, base, variable)
+    if why:
+        raise SdRuntimeError(f"[explain] the fitted parameters do not simulate: {why}")
+    runs = [_run(sim, {**base, **c["constants"]}, variable) for c in cases]
+    y = np.vstack([fit] + [np.full(len(times), np.nan) if why else series
+                           for _, series, why in runs])
+    peak_of = Metric("peak", variable, "max")
+    late_of = Metric("late", variable, "mean", start=window[0], end=window[1])
+    peaks, lates = values(peak_of, times, y), values(late_of, times, y)
+    peak_time = float(values(Metric("peak time", variable, "time_of_max"), times, y[:1])[0])
+    peak, late = float(peaks[0]), float(lates[0])
     fall = peak - late
     out = []
     for k, c in enumerate(cases, start=1):
-        cf_late = float(y[k, late_mask].mean())
-        removed = (cf_late - late) / fall if fall > 1e-12 else float("nan")
+        removed = (lates[k] - late) / fall if fall > 1e-12 else float("nan")
         out.append(Counterfactual(c["name"], c["description"], c["constants"],
-                                  float(y[k].max()), cf_late, removed, y[k]))
+                                  float(peaks[k]), float(lates[k]), float(removed), y[k],
+                                  failed=runs[k - 1][2]))
     driver = _driver(out)
-    text = _text(variable, window, float(times[peak_i]), peak, late, out, driver)
-    return Explanation(variable, window, times, y[0], peak, float(times[peak_i]), late,
+    text = _text(variable, window, peak_time, peak, late, out, driver)
+    return Explanation(variable, window, times, y[0], peak, peak_time, late,
                        tuple(out), driver.name if driver else None, text)
 
 
-def _cases(model, spec) -> list[dict]:
-    from ..scenarios import Scenario, load_toml, validate
+def _run(sim: Simulator, constants: dict, variable: str):
+    """(times, trajectory of ``variable``, why it failed or "") of one run.
 
+    A counterfactual whose run fails is recorded and excluded from the
+    explanation, never summarised."""
+    ds = run_many(sim, pd.DataFrame([constants]), variables=[variable], on_failure="record")
+    why = next(iter(failed_runs(ds).values()), "")
+    return ds["time"].values, ds[variable].values[0], why
+
+
+def _cases(model, spec) -> list[dict]:
     cfg = spec.explain
     cases = []
     names = list(cfg.get("counterfactuals", []))
@@ -110,7 +124,6 @@ def _cases(model, spec) -> list[dict]:
         table = load_toml(file)
         for name in names:
             if name not in table:
-                from ..errors import suggest
                 raise SdInputError(f"{spec.path}: [explain] counterfactual {name!r} is not in "
                                    f"{file}." + suggest(name, table))
             sc = validate(table[name], model)
@@ -158,11 +171,14 @@ def _share(removed: float) -> str:
 
 
 def _text(variable, window, peak_time, peak, late, cases, driver) -> str:
-    lines = [f"In the fitted model, {variable} peaks at {peak:.3f} in {peak_time:.2f} and "
-             f"averages {late:.3f} over {window[0]:g}-{window[1]:g} "
+    lines = [f"In the fitted model, {variable} peaks at {peak:.3f} in {time_text(peak_time)} and "
+             f"averages {late:.3f} over {time_text(window[0])}-{time_text(window[1])} "
              f"(a fall of {peak - late:.3f}). Counterfactuals on top of the fitted parameters:", ""]
     for c in cases:
         what = ", ".join(f"{k} = {v:g}" for k, v in c.constants.items())
+        if c.failed:
+            lines.append(f"- {c.name} ({what}): the run failed and is excluded ({c.failed}).")
+            continue
         lines.append(f"- {c.name} ({what}): late {variable} {c.late:.3f}; removes "
                      f"{_share(c.removed)}.")
     lines.append("")

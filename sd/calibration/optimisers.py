@@ -1,6 +1,6 @@
-"""Optimiser drivers over an :class:`sd.calibration.calibrate.Objective`, with checkpoints.
+"""Optimiser drivers over an :class:`sd.calibration.objective.Objective`, with checkpoints.
 
-All drivers search the unit cube (see :mod:`sd.calibration.calibrate`):
+All drivers search the unit cube (see :mod:`sd.calibration.objective`):
 
 ``differential_evolution``
     scipy's global optimiser; the whole population goes through one batch
@@ -30,6 +30,7 @@ from scipy import optimize
 from scipy.stats import qmc
 
 from .._common import atomic_write_text
+from .spec import spec_digest
 
 #: Forward-difference step of the least-squares Jacobian, in unit coordinates.
 JAC_STEP = 0.02
@@ -47,8 +48,6 @@ class Run:
 
 def optimise(objective, spec, checkpoint: Path | None = None, resume: bool = False) -> Run:
     """Run the spec's method; on Ctrl-C return the best point seen so far."""
-    from .calibrate import spec_digest
-
     book = _Checkpoint(checkpoint, spec_digest(spec), spec.method, resume)
     if book.best_u is not None:
         objective.best_u, objective.best_payoff = book.best_u, book.best_payoff

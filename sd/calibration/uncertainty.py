@@ -33,15 +33,14 @@ from typing import Mapping
 import numpy as np
 from scipy import optimize
 
+from .optimisers import JAC_STEP
+from .spec import PROFILE_KINDS
 
 #: Rise of -2 log L that bounds a 95 % interval (chi-square, 1 d.o.f.).
 CHI2_95 = 3.84
 
 #: Central-difference step for the correlation Jacobian, in unit coordinates.
 CORR_STEP = 0.02
-
-#: Values of ``[confidence] profile``; the first is the default.
-PROFILE_KINDS = ("optimised", "conditional")
 
 #: least_squares function evaluations per profile point (each also costs a
 #: batched Jacobian). Warm starts make a handful enough; the cap bounds the
@@ -105,7 +104,7 @@ def analyse(objective, u_best: np.ndarray) -> Uncertainty:
 
     Parameters
     ----------
-    objective : sd.calibration.calibrate.Objective
+    objective : sd.calibration.objective.Objective
         Or any object with ``spec`` (``parameters``, ``profile_points``,
         ``mcmc_steps``), ``nfev`` and batched ``residuals``/``payoff``.
     u_best : ndarray
@@ -264,8 +263,6 @@ class _Refit:
         self.exhausted = False
 
     def __call__(self, value, warm):
-        from .optimisers import JAC_STEP
-
         u = np.asarray(warm, dtype=float).copy()
         u[self.i] = value
         free = np.flatnonzero(np.arange(len(u)) != self.i)

@@ -29,8 +29,8 @@ import re
 from pathlib import Path
 
 
-from ..errors import SdInputError
-from ..errors import number
+from .._common import number
+from ..errors import SdInputError, suggest
 from ..outcomes.targets import Target
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -45,11 +45,10 @@ def read_voc(path: str | Path):
 
     Returns
     -------
-    (tuple of Parameter, dict)
-        The parameters and the ``[optimizer]`` options they imply.
+    (list of (name, low, high, init, where), dict)
+        One row per parameter (``where`` is ``file:line``, for messages) and
+        the ``[optimizer]`` options the file implies.
     """
-    from .calibrate import make_parameter
-
     path = Path(path)
     params, options = [], {}
     for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -68,10 +67,10 @@ def read_voc(path: str | Path):
         low, name, init, high = m.groups()
         low, high = float(low), float(high)
         init = float(init) if init is not None else (low + high) / 2
-        params.append(make_parameter(name, low, high, init, where))
+        params.append((name, low, high, init, where))
     if not params:
         raise SdInputError(f"{path}: no parameter lines ('LOW <= Name = INIT <= HIGH').")
-    return tuple(params), options
+    return params, options
 
 
 def _option(key: str, value: str, options: dict, where: str) -> None:
@@ -126,7 +125,6 @@ def read_vpd(path: str | Path, data_file: str | Path) -> tuple[Target, ...]:
     targets = []
     for var, data_var, w, where in elements:
         if data_var not in data:
-            from ..errors import suggest
             raise SdInputError(f"{where}: data variable {data_var!r} is not in {data_file}."
                                + suggest(data_var, data))
         for t, v in data[data_var]:

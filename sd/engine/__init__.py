@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from .model_ir import UnsupportedModel
 from .build import CompiledModel, compile_model
-from .execute import run_fast, run_scenario_fast
+from .execute import run_compiled, run_fast
 
-__all__ = ["UnsupportedModel", "CompiledModel", "compile_model", "run_fast", "supports",
-           "run_scenario_fast"]
+__all__ = ["UnsupportedModel", "CompiledModel", "compile_model", "run_compiled", "run_fast",
+           "supports"]
 
 
 def supports(path) -> tuple[bool, str]:

@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import canon
 from ..model import cache
 from . import runtime
 from .codegen import generate
 from .compiler import Compiler
-from .model_ir import CONTROL, ModelIR, UnsupportedModel, canon
+from .model_ir import CONTROL, ModelIR, UnsupportedModel
 from .verify import NUMBA_HEADER, NUMBA_DECORATOR, verify_expression, verify_source
 
 _HERE = Path(__file__).parent

@@ -10,13 +10,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import SdInputError, suggest
+from .._common import TIME_KEYS, time_key
+from ..errors import SdInputError, canon, suggest
 from ..model.timing import settings as time_settings
 from . import runtime
 from .build import CompiledModel, compile_model, eval_controls
-from .model_ir import canon
-
-_TIME_KEYS = ("initial_time", "final_time", "time_step", "saveper")
 
 
 def run_fast(path, samples: pd.DataFrame | None = None, variables=None, times=None,
@@ -55,7 +53,12 @@ def run_fast(path, samples: pd.DataFrame | None = None, variables=None, times=No
     SdInputError
         A column, variable, lookup or time key is not in the model.
     """
-    cm = compile_model(path, mode)
+    return run_compiled(compile_model(path, mode), samples, variables, times, lookups, time)
+
+
+def run_compiled(cm: CompiledModel, samples: pd.DataFrame | None = None, variables=None,
+                 times=None, lookups=None, time=None) -> xr.Dataset:
+    """:func:`run_fast` on a model already compiled (:func:`compile_model`)."""
     # the one check of time settings, for every engine (sd.model.timing)
     time_settings(cm.model, time)
     if samples is None:
@@ -64,7 +67,7 @@ def run_fast(path, samples: pd.DataFrame | None = None, variables=None, times=No
     C = _time_values(cm, time)
     # PySD (initial_condition=(t, {})) initialises at the model's INITIAL TIME
     Ci = _time_values(cm, {k: v for k, v in (time or {}).items()
-                           if k.lower().replace(" ", "_") != "initial_time"})
+                           if time_key(k, "time") != "initial_time"})
     LX, LY, LO, LN = _tables(cm, lookups)
     grid, saved, labels = runtime.time_grid(*C)
     rows = _rows(saved, labels, times)
@@ -146,22 +149,6 @@ def _pool(k: int) -> ThreadPoolExecutor:
     return _POOLS[k]
 
 
-def run_scenario_fast(model, scenario, variables=None) -> xr.Dataset:
-    """One run of an ``sd.scenarios.Scenario`` (for ``sd.simulation.simulate``)."""
-    consts = dict(getattr(scenario, "constants", {}) or {})
-    samples = pd.DataFrame([consts]) if consts else None
-    ds = run_fast(model, samples, variables, None, dict(scenario.lookups or {}) or None,
-                  dict(scenario.time or {}) or None)
-    ds = ds.isel(run=0).drop_vars("run")
-    # one run: overridden constants are ordinary time series again
-    for name in consts:
-        if name in ds.coords:
-            value = ds.coords[name]
-            ds = ds.drop_vars(name)
-            ds[name] = value.broadcast_like(ds["time"]).astype(float)
-    return ds
-
-
 def _constants(cm: CompiledModel, samples: pd.DataFrame) -> np.ndarray:
     defaults = np.array([p[2] for p in cm.params], dtype=float)
     P = np.tile(defaults, (len(samples), 1))
@@ -193,11 +180,7 @@ def _constants(cm: CompiledModel, samples: pd.DataFrame) -> np.ndarray:
 def _time_values(cm: CompiledModel, time) -> list:
     fixed = {}
     for key, value in (time or {}).items():
-        k = key.lower().replace(" ", "_")
-        if k not in _TIME_KEYS:
-            raise SdInputError(f"time setting {key!r} is not one of {', '.join(_TIME_KEYS)}."
-                               + suggest(k, _TIME_KEYS))
-        fixed[_TIME_KEYS.index(k)] = float(value)
+        fixed[list(TIME_KEYS).index(time_key(key, "time"))] = float(value)
     return eval_controls(cm, fixed)
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._common import TIME_KEYS
+
 
 class UnsupportedModel(Exception):
     """The fast engine cannot run this model; callers fall back to PySD.
@@ -27,19 +29,14 @@ class UnsupportedModel(Exception):
     """
 
 
-#: Vensim control variables, by the clean name PySD uses in ASTs.
-CONTROL = {"initial_time": 0, "final_time": 1, "time_step": 2, "saveper": 3}
-CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
+#: Vensim control variables, by the clean name PySD uses in ASTs -> their
+#: index in the engine's control vector.
+CONTROL = {key: i for i, key in enumerate(TIME_KEYS)}
 
 
 def clean(name: str) -> str:
     """PySD's case/space-insensitive key for a Vensim name (ASTs use it)."""
     return name.lower().replace(" ", "_")
-
-
-def canon(name: str) -> str:
-    """Looser key for user input: case, repeated blanks and ``_`` ignored."""
-    return " ".join(name.replace("_", " ").lower().split())
 
 
 @dataclass

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+from .._common import file_sha256
 from ..errors import SdInputError
 
 #: Bumped when the layout of entries or manifests changes.
@@ -102,15 +103,6 @@ def writable(where: Path, what: str = "the model cache", fix: str = _FIX):
 
 
 _writable = writable
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def entry(kind: str, digest: str) -> Path:

@@ -12,12 +12,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._common import TIME_KEYS
 from ..errors import SdInputError
 
 __all__ = ["Element", "Equations", "read_equations", "norm"]
 
 #: Vensim's control variables (normalised names).
-CONTROL = frozenset({"initial_time", "final_time", "time_step", "saveper"})
+CONTROL = frozenset(TIME_KEYS)
 
 
 def norm(name: str) -> str:

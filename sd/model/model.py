@@ -18,13 +18,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Mapping
 
-from ..errors import SdInputError, suggest
+from .._common import CONTROL
+from ..errors import SdInputError, canon, suggest
 from . import sanitize, source as source_mod, structure
 from .parse import parse
 from .structure import STATEFUL as _STATEFUL, children as _children, walk
-
-#: Vensim's control variables, present in every model.
-CONTROL = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
 
 
 @dataclass(frozen=True)
@@ -106,13 +104,28 @@ class Model:
 
         return translate(self.source, self.prepared)
 
+    @cached_property
+    def dependencies(self) -> dict[str, tuple[str, ...]]:
+        """Vensim name -> the variables its equation reads within one time step.
+
+        A stock or another stateful variable (SMOOTH, DELAY, ...) reads none:
+        its value comes from the previous step. Used to name the root of a
+        NaN rather than one of its consequences.
+        """
+        by_clean = {v.name.lower().replace(" ", "_"): v.name for v in self.variables.values()}
+        out = {}
+        for el in self.abstract.sections[0].elements:
+            refs = set().union(*(_direct_refs(c.ast) for c in el.components))
+            out[el.name] = tuple(sorted(by_clean[r] for r in refs if r in by_clean))
+        return out
+
     # -- names -----------------------------------------------------------
     @cached_property
     def _by_canon(self) -> dict[str, Variable]:
         table = {}
         for var in self.variables.values():
-            table[_canon(var.name)] = var
-            table[_canon(var.py_name)] = var
+            table[canon(var.name)] = var
+            table[canon(var.py_name)] = var
         return table
 
     def variable(self, name: str, *, kinds: tuple[str, ...] | None = None,
@@ -124,7 +137,7 @@ class Model:
         there is no such variable, or when it is not one of ``kinds``;
         ``where`` (e.g. ``" (in --set)"``) says where the name came from.
         """
-        var = self._by_canon.get(_canon(name))
+        var = self._by_canon.get(canon(name))
         pool = [v.name for v in self.variables.values()
                 if kinds is None or v.kind in kinds]
         if var is None:
@@ -334,7 +347,3 @@ def _dims(components, ranges) -> tuple:
             out.append(next((r for r, el in ranges.items()
                              if isinstance(el, list) and s in el), s))
     return tuple(out)
-
-
-def _canon(name: str) -> str:
-    return " ".join(name.replace("_", " ").lower().split())

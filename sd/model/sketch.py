@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._common import TIME_KEYS
 from .equations import norm as _norm
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
 
 _SKETCH_START = "\\\\\\---/// Sketch information"
 _SKETCH_END = "///---\\\\\\"
-_CONTROL = {"initial_time", "final_time", "time_step", "saveper"}
+_CONTROL = set(TIME_KEYS)
 _STOCK_SHAPE = 3
 _FLOW_SHAPE = 40
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import re
 
+from .._common import CONTROL
 from ..errors import SdInputError
 from .source import Source
 
-CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
 #: Structures whose value at a time does not need the current value of their
 #: inputs (they hold state), so they break a simultaneous loop.
 STATEFUL = ("IntegStructure", "SmoothStructure", "SmoothNStructure", "DelayStructure",
@@ -109,7 +109,7 @@ def _duplicates(section, source: Source) -> None:
 
 def _controls(section, source: Source) -> None:
     names = {" ".join(el.name.replace("_", " ").upper().split()) for el in section.elements}
-    missing = [c for c in CONTROL_NAMES if c not in names]
+    missing = [c for c in CONTROL if c not in names]
     if missing:
         raise SdInputError(
             f"{source.path}: the model has no {', '.join(missing)}; every Vensim model needs "

@@ -23,13 +23,13 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from ..errors import SdInputError
+from .._common import TIME_KEYS as NAMES
+from .._common import number, time_key
+from ..errors import SdInputError, canon
 from .structure import STATEFUL as _STATEFUL, walk
 
 #: Scenario keys of the four control variables, in Vensim's order.
-KEYS = ("initial_time", "final_time", "time_step", "saveper")
-NAMES = {"initial_time": "INITIAL TIME", "final_time": "FINAL TIME",
-         "time_step": "TIME STEP", "saveper": "SAVEPER"}
+KEYS = tuple(NAMES)
 #: Default bound on time steps x variables of one run.
 DEFAULT_STEP_LIMIT = 10**7
 
@@ -85,10 +85,8 @@ def settings(model, time: Mapping[str, float] | None = None,
     """
     fixed = {}
     for key, value in (time or {}).items():
-        k = str(key).strip().lower().replace(" ", "_")
-        if k not in KEYS:
-            raise SdInputError(f"time setting {key!r}{where} is not one of {', '.join(KEYS)}.")
-        fixed[NAMES[k]] = _finite(value, f"{NAMES[k]}{where}")
+        k = time_key(key, f"time settings{where}")
+        fixed[NAMES[k]] = number(value, f"{NAMES[k]}{where}", strings=True)
     values = _Evaluator(model, fixed, constants or {}).controls()
     s = TimeSettings(*(values[NAMES[k]] for k in KEYS))
     _check(s, model, where)
@@ -104,16 +102,6 @@ def _located(model, where: str, control: str) -> str:
         return str(model.path)
     line = line_of_definition(model.source.text, control)
     return f"{model.path}:{line}" if line else str(model.path)
-
-
-def _finite(value, what: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise SdInputError(f"{what}: expected a number, got {value!r}.") from None
-    if not math.isfinite(v):
-        raise SdInputError(f"{what}: expected a finite number, got {value!r}.")
-    return v
 
 
 def _check(s: TimeSettings, model, where: str) -> None:
@@ -170,13 +158,13 @@ class _Evaluator:
     def __init__(self, model, fixed: dict, constants: Mapping):
         self.model = model
         main = model.abstract.sections[0]
-        self.elements = {_key(el.name): el for el in main.elements}
-        self.fixed = {_key(k): v for k, v in fixed.items()}
-        self.fixed.update({_key(k): float(v) for k, v in constants.items()})
+        self.elements = {canon(el.name): el for el in main.elements}
+        self.fixed = {canon(k): v for k, v in fixed.items()}
+        self.fixed.update({canon(k): float(v) for k, v in constants.items()})
         self.memo: dict = {}
 
     def controls(self) -> dict:
-        return {name: self.value(_key(name), name, ()) for name in NAMES.values()}
+        return {name: self.value(canon(name), name, ()) for name in NAMES.values()}
 
     def value(self, key: str, control: str, chain: tuple) -> float:
         if key in self.fixed:
@@ -211,7 +199,7 @@ class _Evaluator:
         if name == "ReferenceStructure":
             if node.subscripts:
                 self._refuse(control, f"{owner!r} uses a subscripted value")
-            return self.value(_key(node.reference), control, chain)
+            return self.value(canon(node.reference), control, chain)
         if name == "ArithmeticStructure":
             ops, args = list(node.operators), list(node.arguments)
             if ops == ["negative"]:
@@ -247,7 +235,7 @@ class _Evaluator:
             self._refuse(control, f"{owner!r} is a stock or delay, which changes during the run")
         # say why when a reference inside is the reason (Time, a stock, ...)
         for ref in _references(node):
-            self.value(_key(ref), control, chain)
+            self.value(canon(ref), control, chain)
         self._refuse(control, f"{owner!r} uses a function sd cannot evaluate before the run")
 
     def _refuse(self, control: str, why: str):
@@ -255,7 +243,3 @@ class _Evaluator:
             f"{self.model.path.name}: {control} must be a number or an expression of "
             f"constants, fixed for the whole run, but {why}. Vensim reads the time "
             "settings once, before the run.")
-
-
-def _key(name: str) -> str:
-    return " ".join(str(name).replace("_", " ").lower().split())

@@ -1,7 +1,9 @@
-"""Outcome metrics: one number per run, computed on an ensemble Dataset.
+"""Metrics: a trajectory -> a number, the one implementation sd has.
 
-A metric reduces one variable's trajectory (dims ``run``, ``time``) to one
-value per run. The kinds, and the keys each takes in a spec's ``[metrics]``
+A metric reduces one variable's trajectory to one value per run. Sensitivity
+metrics, the key figures of a scenario comparison, the counterfactual
+explanation of a fit and every calibration target (:mod:`.targets`) are
+computed here. The kinds, and the keys each takes in a spec's ``[metrics]``
 table (every kind takes ``variable``):
 
 =============  ===================  ===========================================
@@ -16,7 +18,11 @@ kind           keys                 value
 ``mean``       ``start``, ``end``   time-weighted (trapezoid) mean over window
 =============  ===================  ===========================================
 
-``start`` and ``end`` are optional and default to the whole run.
+``start`` and ``end`` are optional and default to the whole run. Trajectories
+are piecewise linear between saved times: a value between two saved times is
+interpolated, and a window's ends are interpolated points of it (so a window
+need not fall on saved times, and ``mean`` is exact for the polyline). A run
+with any NaN or infinity (a failed run) has NaN for every metric.
 """
 from __future__ import annotations
 
@@ -25,8 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from .._common import number as _number
+from .._common import time_text
 from ..errors import SdInputError, suggest
-from ..errors import number as _number
 
 #: Metric kind -> the optional/required keys besides ``variable``.
 KINDS = {
@@ -66,11 +73,11 @@ class Metric:
     def describe(self) -> str:
         """``max of Propane Share in [1988, 2000]``, for reports."""
         if self.kind == "at":
-            return f"{self.variable} at {self.time:g}"
+            return f"{self.variable} at {time_text(self.time)}"
         window = ""
         if self.start is not None or self.end is not None:
-            lo = "start" if self.start is None else f"{self.start:g}"
-            hi = "end" if self.end is None else f"{self.end:g}"
+            lo = "start" if self.start is None else time_text(self.start)
+            hi = "end" if self.end is None else time_text(self.end)
             window = f" in [{lo}, {hi}]"
         return f"{self.kind.replace('_', ' ')} of {self.variable}{window}"
 
@@ -115,7 +122,8 @@ def compute(ds: xr.Dataset, metrics: list[Metric]) -> xr.Dataset:
     Parameters
     ----------
     ds : xarray.Dataset
-        Dims ``run`` and ``time`` (a single run without ``run`` also works).
+        Dims ``run`` and ``time``, or ``time`` only (one run); a subscripted
+        variable's extra dims are kept in the result.
     metrics : list of Metric
 
     Returns
@@ -132,42 +140,68 @@ def compute(ds: xr.Dataset, metrics: list[Metric]) -> xr.Dataset:
 
 
 def _one(ds: xr.Dataset, m: Metric) -> xr.DataArray:
-    da = ds[m.variable]
-    times = ds["time"].values
+    da = ds[m.variable].transpose(..., "time")
+    rest = da.dims[:-1]
+    y = np.asarray(da.values, dtype=float).reshape(-1, da.sizes["time"])
+    out = values(m, ds["time"].values, y).reshape(da.shape[:-1])
+    units = "" if m.kind.startswith("time_of") else ds[m.variable].attrs.get("units", "")
+    coords = {d: da[d] for d in rest if d in da.coords}
+    return xr.DataArray(out, dims=rest, coords=coords,
+                        attrs={"description": m.describe(), "units": units})
+
+
+def values(m: Metric, times, y) -> np.ndarray:
+    """Metric ``m`` of each row of ``y`` (shape (runs, T)) saved at ``times``."""
+    times = np.asarray(times, dtype=float)
+    y = np.atleast_2d(np.asarray(y, dtype=float))
     if m.kind == "at":
         _inside(m.time, times, m)
-        out = da.interp(time=m.time)
+        out = interpolate(y, times, np.array([m.time]))[:, 0]
     elif m.kind == "final":
-        out = da.isel(time=-1)
+        out = y[:, -1].copy()
     else:
-        da = _window(da, times, m)
-        if m.kind in ("max", "min"):
-            out = getattr(da, m.kind)("time")
-        elif m.kind == "mean":
-            t = da["time"].values
-            out = da.integrate("time") / (t[-1] - t[0]) if len(t) > 1 else da.isel(time=0)
-        else:
-            # argmax returns the first occurrence: the time the peak is reached.
-            idx = getattr(da, "argmax" if m.kind == "time_of_max" else "argmin")("time")
-            out = xr.DataArray(da["time"].values[idx.values], dims=idx.dims, coords=idx.coords)
-    out = out.drop_vars("time", errors="ignore")
-    out.attrs = {"description": m.describe(),
-                 "units": "" if m.kind.startswith("time_of") else ds[m.variable].attrs.get("units", "")}
+        out = _windowed(m, times, y)
+    out[~np.isfinite(y).all(axis=1)] = np.nan     # a failed run is never summarised
     return out
 
 
-def _inside(t: float, times: np.ndarray, m: Metric) -> None:
-    if not times[0] <= t <= times[-1]:
-        raise SdInputError(f"metric {m.name!r}: time {t:g} is outside the simulated span "
-                           f"[{times[0]:g}, {times[-1]:g}].")
-
-
-def _window(da: xr.DataArray, times: np.ndarray, m: Metric) -> xr.DataArray:
+def _windowed(m: Metric, times, y) -> np.ndarray:
     lo = times[0] if m.start is None else m.start
     hi = times[-1] if m.end is None else m.end
     for t in (lo, hi):
         _inside(t, times, m)
-    sub = da.sel(time=slice(lo, hi))
-    if sub.sizes["time"] == 0:
-        raise SdInputError(f"metric {m.name!r}: no saved time in [{lo:g}, {hi:g}].")
-    return sub
+    at = window(times, lo, hi)
+    w = interpolate(y, times, at)
+    if m.kind == "max":
+        return w.max(axis=1)
+    if m.kind == "min":
+        return w.min(axis=1)
+    if m.kind == "mean":
+        if hi <= lo:
+            return w[:, 0]
+        return ((w[:, 1:] + w[:, :-1]) / 2 * np.diff(at)).sum(axis=1) / (hi - lo)
+    # argmax/argmin return the first occurrence: the time the extreme is reached.
+    pick = np.argmax if m.kind == "time_of_max" else np.argmin
+    return at[pick(np.where(np.isfinite(w), w, 0.0), axis=1)]
+
+
+def _inside(t: float, times: np.ndarray, m: Metric) -> None:
+    if not times[0] - 1e-9 <= t <= times[-1] + 1e-9:
+        raise SdInputError(f"metric {m.name!r}: time {time_text(t)} is outside the simulated "
+                           f"span [{time_text(times[0])}, {time_text(times[-1])}].")
+
+
+def window(times, start: float, end: float) -> np.ndarray:
+    """The saved times inside ``[start, end]`` plus both ends."""
+    inside = times[(times > start) & (times < end)]
+    return np.unique(np.concatenate([[start], inside, [end]]))
+
+
+def interpolate(y, times, at) -> np.ndarray:
+    """Linear interpolation of every row of ``y`` at the times ``at``."""
+    if len(times) == 1:
+        return np.repeat(y[:, :1], len(at), axis=1)
+    idx = np.clip(np.searchsorted(times, at, side="right") - 1, 0, len(times) - 2)
+    t0, t1 = times[idx], times[idx + 1]
+    frac = np.clip((at - t0) / (t1 - t0), 0.0, 1.0)
+    return y[:, idx] * (1 - frac) + y[:, idx + 1] * frac

@@ -1,5 +1,8 @@
 """Documented outcomes: what a model must reproduce, each with its source.
 
+A target is a metric (:mod:`.metrics`) of one variable, an observation and a
+rule that turns the two into a residual.
+
 A calibration target is one row of a CSV file (columns below). Documented
 facts are rarely time series; most are "about 350 kilns in the mid-1990s" or
 "a portion of the community adopted". Each kind of target turns one such fact
@@ -38,8 +41,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
-from ..errors import SdInputError
+from .._common import time_text
+from ..errors import SdInputError, suggest
+from .metrics import Metric, values
 
 #: Every kind of target and the columns it needs.
 KINDS = {
@@ -103,13 +109,25 @@ class Target:
 
     def describe(self) -> str:
         """Short human-readable statement of the target."""
+        t0, t1 = time_text(self.time), time_text(self.time_end)
         if self.kind == "point":
-            return f"{self.variable} = {self.value:g} ± {self.sigma:g} at {self.time:g}"
+            return f"{self.variable} = {self.value:g} ± {self.sigma:g} at {t0}"
         if self.kind == "peak_time":
-            return f"{self.variable} peaks between {self.time:g} and {self.time_end:g}"
+            return f"{self.variable} peaks between {t0} and {t1}"
         what = {"range": "stays in", "peak": "peak in", "trough": "minimum in"}[self.kind]
-        return (f"{self.variable} {what} [{self.low:g}, {self.high:g}] "
-                f"over {self.time:g}-{self.time_end:g}")
+        return f"{self.variable} {what} [{self.low:g}, {self.high:g}] over {t0}-{t1}"
+
+    def metrics(self) -> tuple[Metric, ...]:
+        """What the target looks at in a trajectory, as metrics."""
+        name, var = self.describe(), self.variable
+        if self.kind == "point":
+            return (Metric(name, var, "at", time=self.time),)
+        if self.kind == "peak_time":
+            return (Metric(name, var, "time_of_max"),)
+        window = {"start": self.time, "end": self.time_end}
+        if self.kind == "range":
+            return (Metric(name, var, "max", **window), Metric(name, var, "min", **window))
+        return (Metric(name, var, "max" if self.kind == "peak" else "min", **window),)
 
 
 # -- reading -----------------------------------------------------------------
@@ -167,7 +185,6 @@ def load(path: str | Path) -> tuple[Target, ...]:
 def _target(fields: dict, where: str) -> Target:
     kind = (fields.get("kind") or "point").lower()
     if kind not in KINDS:
-        from ..errors import suggest
         raise SdInputError(f"{where}: unknown kind {kind!r}; use one of {', '.join(KINDS)}."
                            + suggest(kind, KINDS))
     if not fields.get("variable"):
@@ -224,82 +241,61 @@ def check_against(targets, model, initial_time: float, final_time: float) -> tup
         ends = [t.time] if t.kind == "point" else [t.time, t.time_end]
         for x in ends:
             if x < initial_time - 1e-9 or x > final_time + 1e-9:
-                raise SdInputError(f"{t.where}: time {x:g} is outside the run "
-                                   f"({initial_time:g}-{final_time:g}).")
+                raise SdInputError(f"{t.where}: time {time_text(x)} is outside the run "
+                                   f"({time_text(initial_time)}-{time_text(final_time)}).")
         out.append(replace(t, variable=var.name))
     return tuple(out)
 
 
 # -- evaluating ----------------------------------------------------------------
-def evaluate(targets, times: np.ndarray, series: dict) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(targets, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Residuals and simulated summaries of every target for a batch of runs.
 
     Parameters
     ----------
     targets : sequence of Target
-    times : ndarray, shape (T,)
-        Saved times of the runs (increasing).
-    series : dict
-        Vensim name -> ndarray of shape (n_runs, T).
+    ds : xarray.Dataset
+        Dims ``run`` and ``time`` (from :func:`sd.simulation.run_many`).
 
     Returns
     -------
     residuals : ndarray, shape (n_runs, n_targets)
         Weighted scaled residuals; the payoff is the sum of their squares.
+        NaN for a failed run.
     simulated : ndarray, shape (n_runs, n_targets)
         What each target looks at: the value at the time (point), the worst
         value (range), the maximum (peak), the minimum (trough), the time of
         the maximum (peak_time).
     """
-    times = np.asarray(times, dtype=float)
-    n = next(iter(series.values())).shape[0]
-    res = np.zeros((n, len(targets)))
-    sim = np.zeros((n, len(targets)))
+    times = np.asarray(ds["time"].values, dtype=float)
+    res = np.zeros((ds.sizes["run"], len(targets)))
+    sim = np.zeros_like(res)
     for j, t in enumerate(targets):
-        y = np.asarray(series[t.variable], dtype=float)
-        sim[:, j], res[:, j] = _one(t, times, y)
+        y = np.asarray(ds[t.variable].transpose("run", "time").values, dtype=float)
+        sim[:, j], res[:, j] = _residual(t, [values(m, times, y) for m in t.metrics()])
         res[:, j] *= t.weight
     return res, sim
 
 
-def _one(t: Target, times, y):
+def _residual(t: Target, stats):
+    """(simulated summary, scaled residual) of target ``t`` from its metrics' values."""
     if t.kind == "point":
-        value = _interp_rows(y, times, np.array([t.time]))[:, 0]
-        return value, (value - t.value) / t.sigma
+        return stats[0], (stats[0] - t.value) / t.sigma
     if t.kind == "peak_time":
-        when = times[np.argmax(y, axis=1)]
-        return when, _outside(when, t.time, t.time_end) / t.tolerance
-    window = _window(times, t.time, t.time_end)
-    w = _interp_rows(y, times, window)
+        return stats[0], _outside(stats[0], t.time, t.time_end) / t.tolerance
     if t.kind == "range":
-        above = w.max(axis=1) - t.high
-        below = t.low - w.min(axis=1)
+        high, low = stats
+        above, below = high - t.high, t.low - low
         # Report the worst excursion; inside the band the value nearest a bound.
-        worst = np.where(above >= below, w.max(axis=1), w.min(axis=1))
-        dist = np.where((above > 0) & (above >= below), above,
-                        np.where(below > 0, -below, 0.0))
+        worst = np.where(above >= below, high, low)
+        dist = np.where((above > 0) & (above >= below), above, np.where(below > 0, -below, 0.0))
         return worst, dist / t.tolerance
-    stat = w.max(axis=1) if t.kind == "peak" else w.min(axis=1)
-    return stat, _outside(stat, t.low, t.high) / t.tolerance
+    return stats[0], _outside(stats[0], t.low, t.high) / t.tolerance
 
 
 def _outside(x, low, high):
     """Signed distance of ``x`` outside ``[low, high]`` (0 inside)."""
     return np.where(x > high, x - high, np.where(x < low, x - low, 0.0))
-
-
-def _window(times, start, end):
-    """The saved times inside ``[start, end]`` plus both ends."""
-    inside = times[(times > start) & (times < end)]
-    return np.unique(np.concatenate([[start], inside, [end]]))
-
-
-def _interp_rows(y, times, at):
-    """Linear interpolation of every row of ``y`` at the times ``at``."""
-    idx = np.clip(np.searchsorted(times, at, side="right") - 1, 0, len(times) - 2)
-    t0, t1 = times[idx], times[idx + 1]
-    frac = np.clip((at - t0) / (t1 - t0), 0.0, 1.0)
-    return y[:, idx] * (1 - frac) + y[:, idx + 1] * frac
 
 
 def met(targets, residuals: np.ndarray) -> np.ndarray:

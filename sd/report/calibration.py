@@ -1,4 +1,4 @@
-"""Reports of a :class:`sd.calibration.calibrate.FitResult`: JSON, Markdown, plot, .cin.
+"""Reports of a :class:`sd.calibration.FitResult`: JSON, Markdown, plot, .cin.
 
 No fitting happens here; every function reads a finished result.
 """
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._common import atomic_path, atomic_write_text
+from .._common import atomic_write_text, number_text, time_text
+from ..plots import figure, plot_fit, save_figure
 from ..scenarios import write_cin
 
 
@@ -54,7 +55,7 @@ def to_json(result) -> dict:
     return {
         "parameters": params, "payoff": result.payoff, "nfev": result.nfev,
         "success": result.success, "message": result.message,
-        "interrupted": result.interrupted, "targets": targets,
+        "interrupted": result.interrupted, "stage": result.stage, "targets": targets,
         "targets_met": result.n_met, "correlations": corr,
         "warnings": [] if unc is None else list(unc.warnings),
         "posterior": None if unc is None or unc.mcmc is None else {
@@ -64,8 +65,8 @@ def to_json(result) -> dict:
         "explanation": None if why is None else {
             "variable": why.variable, "peak": why.peak, "peak_time": why.peak_time,
             "late": why.late, "driver": why.driver, "text": why.text,
-            "counterfactuals": {c.name: {"late": c.late, "removed": _num(c.removed),
-                                         "constants": c.constants}
+            "counterfactuals": {c.name: {"late": _num(c.late), "removed": _num(c.removed),
+                                         "constants": c.constants, "failed": c.failed or None}
                                 for c in why.counterfactuals}},
         "provenance": dict(result.provenance),
     }
@@ -87,13 +88,17 @@ def markdown(result) -> str:
              f"- model: `{spec.model.name}` (sha256 {result.provenance.get('model_sha256', '')[:12]})",
              f"- data: `{spec.data.name}` ({len(result.targets)} documented outcomes)",
              f"- method: {spec.method}, seed {spec.seed}",
+             f"- engine: {result.provenance.get('engine', '?')}"
+             + (f" ({result.provenance['engine_note']})" if result.provenance.get("engine_note")
+                else ""),
              f"- function evaluations: {result.nfev}",
              f"- payoff (sum of squared scaled residuals): {result.payoff:.6g}",
              f"- targets met: {result.n_met} of {len(result.targets)}",
              f"- status: {'success' if result.success else 'not converged'}: {result.message}"]
     if result.interrupted:
-        lines.append("- **interrupted**: values are the best fit seen before Ctrl-C; "
-                     "no intervals were computed.")
+        lines.append(f"- **interrupted** (Ctrl-C, {result.stage} stage): values are the best fit "
+                     "seen so far" + ("; no intervals were computed" if result.uncertainty is None
+                                       else "") + ". Rerun with --resume to finish the job.")
     lines += ["", "## Parameters", "",
               _interval_kind(unc), "",
               "| parameter | value | bounds | 95% interval |", "|---|---|---|---|"]
@@ -101,8 +106,10 @@ def markdown(result) -> str:
         ci = None if unc is None else unc.ci.get(p.name)
         ends = [] if unc is None else unc.open_ends.get(p.name, [])
         text = "not identified (flat profile)" if ci is None else \
-            f"[{ci[0]:.4g}, {ci[1]:.4g}]" + (f" (open at {', '.join(ends)} bound)" if ends else "")
-        lines.append(f"| {p.name} | {result.values[p.name]:.5g} | [{p.low:g}, {p.high:g}] | {text} |")
+            f"[{number_text(ci[0])}, {number_text(ci[1])}]" \
+            + (f" (open at {', '.join(ends)} bound)" if ends else "")
+        lines.append(f"| {p.name} | {number_text(result.values[p.name], 5)} | "
+                     f"[{p.low:g}, {p.high:g}] | {text} |")
     lines += _correlations(spec, unc) + _posterior(spec, unc) + _targets(result) + _warnings(result)
     if result.explanation is not None:
         lines += ["", "## What drives the collapse", "", result.explanation.text]
@@ -146,7 +153,8 @@ def _posterior(spec, unc) -> list[str]:
     q = np.percentile(unc.mcmc, [2.5, 50, 97.5], axis=0)
     lines = ["", f"## Posterior (emcee, {len(unc.mcmc)} draws after burn-in, uniform priors "
              "on the bounds)", "", "| parameter | 2.5% | median | 97.5% |", "|---|---|---|---|"]
-    return lines + [f"| {n} | {q[0, i]:.4g} | {q[1, i]:.4g} | {q[2, i]:.4g} |"
+    return lines + [f"| {n} | {number_text(q[0, i])} | {number_text(q[1, i])} | "
+                    f"{number_text(q[2, i])} |"
                     for i, n in enumerate(spec.names)]
 
 
@@ -157,7 +165,9 @@ def _targets(result) -> list[str]:
              "| # | target | simulated | residual | met | source |", "|---|---|---|---|---|---|"]
     for k, t in enumerate(result.targets, start=1):
         tg = t["target"]
-        lines.append(f"| {k} | {tg.describe()} | {t['simulated']:.4g} | {t['residual']:+.3f} | "
+        simulated = time_text(t["simulated"]) if tg.kind == "peak_time" \
+            else number_text(t["simulated"])
+        lines.append(f"| {k} | {tg.describe()} | {simulated} | {t['residual']:+.3f} | "
                      f"{'met' if t['satisfied'] else '**missed**'} | {tg.source} |")
     return lines
 
@@ -173,41 +183,8 @@ def _warnings(result) -> list[str]:
 
 def plot(result, path: Path) -> None:
     """Trajectories of the fit against the documented outcomes (``fit.png``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    best = result.trajectories
-    names = list(best.series)
-    fig, axes = plt.subplots(len(names), 1, figsize=(8, 3.2 * len(names)), squeeze=False)
-    why = result.explanation
+    names = list(result.trajectories.data_vars)
+    fig, axes = figure(len(names), 1, size=(8, 3.2))
     for ax, name in zip(axes[:, 0], names):
-        ax.plot(best.times, best.series[name][0], color="k", lw=2, label="fitted")
-        if why is not None and why.variable == name:
-            for c in why.counterfactuals:
-                ax.plot(why.times, c.series, lw=1, ls="--", label=c.name)
-        for t in (t for t in result.targets if t["target"].variable == name):
-            _draw_target(ax, t, Rectangle)
-        ax.set_title(name)
-        ax.set_xlabel("time")
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
-def _draw_target(ax, t, Rectangle) -> None:
-    tg, color = t["target"], ("tab:green" if t["satisfied"] else "tab:red")
-    if tg.kind == "point":
-        ax.errorbar([tg.time], [tg.value], yerr=[2 * tg.sigma], fmt="o", color=color,
-                    capsize=4, label=f"documented ±2σ ({tg.source.split(' ')[0]})")
-    elif tg.kind == "peak_time":
-        ax.axvspan(tg.time, tg.time_end, color=color, alpha=0.1, label="documented peak time")
-    else:
-        ax.add_patch(Rectangle((tg.time, tg.low), tg.time_end - tg.time, tg.high - tg.low,
-                               fill=tg.kind == "range", alpha=0.15 if tg.kind == "range" else 1,
-                               ec=color, fc=color, ls="-" if tg.kind == "range" else "--",
-                               lw=1.5, label=f"documented {tg.kind}"))
+        plot_fit(result, name, ax=ax)
+    save_figure(fig, path, dpi=100)

@@ -30,7 +30,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import SdInputError, suggest
-from ..errors import number as _number
+from .._common import number as _number
 
 #: Distribution kind -> the keys it needs, in order.
 KINDS: Mapping[str, tuple[str, ...]] = MappingProxyType({

@@ -1,11 +1,16 @@
-"""Chunked ensemble execution, in this process or on a Dask cluster, and the
-NetCDF file the chunks are appended to.
+"""Chunked ensembles, in this process or on a Dask cluster, and the NetCDF
+file the chunks are appended to.
 
 The whole sample design is fixed before the first run; a chunk is only a
 slice of its rows. Chunks come back in chunk order whatever order they finish
 in, so the same design gives the same file whatever the chunk size and
 wherever the chunks ran. Memory is bounded by the chunks in flight, not by the
 number of runs: 10^6 runs stream through a few chunks at a time.
+
+Every chunk goes through :func:`sd.simulation.run_many` with the engine the
+client decided (:class:`~sd.simulation.engines.Simulator`); a run that fails
+is recorded (its values NaN, the reason in the file's ``sd_failed_runs``
+attribute), never used.
 """
 from __future__ import annotations
 
@@ -13,7 +18,6 @@ import functools
 import json
 import os
 import sys
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,71 +27,21 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import SdInputError, SdRuntimeError
-from ..model.model import Model
+from .._common import atomic_path
+from ..errors import SdInputError
+from ..scenarios import Scenario
+from .engines import Simulator, prepare
+from .simulate import failed_runs, run_many
 
 #: Seconds to wait for a Dask scheduler before reporting it unreachable.
 CONNECT_TIMEOUT = 5
 
 
 # -- one chunk ---------------------------------------------------------------
-def run_many(model: Model, samples: pd.DataFrame, *, variables: Sequence[str],
-             lookups: Mapping | None = None, time: Mapping | None = None) -> xr.Dataset:
-    """Run every row of ``samples``: dims ``run`` (0..n-1) and ``time``.
-
-    :func:`sd.simulation.ensemble.run_many` picks the engine (compiled where it supports
-    the model, else PySD). Without it, a loop of PySD runs over one PySD model
-    per chunk: every run sets the same constants, so nothing one run changes
-    survives into the next.
-    """
-    try:
-        from .ensemble import run_many as engine_run_many
-    except ImportError:
-        return _run_many_pysd(model, samples, variables, lookups or {}, time or {})
-    ds = engine_run_many(model, samples, variables=list(variables),
-                         lookups=dict(lookups or {}) or None, time=dict(time or {}) or None)
-    return _tidy(ds, model, samples)
-
-
-def _tidy(ds: xr.Dataset, model: Model, samples: pd.DataFrame) -> xr.Dataset:
-    """Keep only ``run``/``time`` coordinates and refuse non-finite results."""
-    ds = ds.reset_coords(drop=True).assign_coords(run=np.arange(len(samples)))
-    for name, da in ds.data_vars.items():
-        bad = ~np.isfinite(da.values)
-        if bad.any():
-            run = int(np.argwhere(bad)[0][0])
-            raise SdRuntimeError(f"{model.path.name}: {name!r} is not finite in run {run} of a "
-                                 f"chunk, with {samples.iloc[run].to_dict()}.")
-    return ds
-
-
-def _run_many_pysd(model, samples, variables, lookups, time) -> xr.Dataset:
-    kwargs = {k: time[k] for k in ("final_time", "time_step", "saveper") if k in time}
-    if "initial_time" in time:
-        kwargs["initial_condition"] = (time["initial_time"], {})
-    tables = {k: pd.Series(list(y), index=list(x)) for k, (x, y) in lookups.items()}
-    pysd_model = model.fresh()
-    out, times = {v: [] for v in variables}, None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PySD warns when params replace constants
-        for i, row in enumerate(samples.itertuples(index=False)):
-            params = {**dict(zip(samples.columns, row)), **tables}
-            frame = pysd_model.run(params=params, return_columns=list(variables),
-                                   progress=False, **kwargs)
-            values = frame.to_numpy(dtype=float)
-            if not np.isfinite(values).all():
-                raise SdRuntimeError(f"{model.path.name}: run {i} of a chunk produced NaN or "
-                                     f"infinity with {dict(zip(samples.columns, row))}.")
-            times = frame.index.to_numpy(dtype=float)
-            for j, v in enumerate(variables):
-                out[v].append(values[:, j])
-    data = {v: (("run", "time"), np.asarray(out[v]).reshape(len(samples), -1)) for v in variables}
-    return xr.Dataset(data, coords={"run": np.arange(len(samples)), "time": times})
-
-
 @dataclass(frozen=True)
 class ModelRef:
-    """A model as a Dask task carries it: the file's name and bytes.
+    """A model as a Dask task carries it: the file's name and bytes, and the
+    engine the client decided on (a worker does not decide again).
 
     Workers need not see the client's file system: the bytes travel with the
     task, and each worker translates them once (content-hash cache).
@@ -96,30 +50,40 @@ class ModelRef:
     name: str
     sha256: str
     data: bytes
+    engine: str
 
     @classmethod
-    def of(cls, model: Model) -> "ModelRef":
+    def of(cls, sim: Simulator) -> "ModelRef":
+        model = sim.model
         # the snapshot read by sd.load, not the file as it is now
-        return cls(name=model.path.name, sha256=model.sha256, data=model.source.data)
+        return cls(name=model.path.name, sha256=model.sha256, data=model.source.data,
+                   engine=sim.engine)
 
 
 @functools.lru_cache(maxsize=4)
-def _worker_model(ref: ModelRef) -> Model:
-    """Write the shipped bytes into the worker's cache and load them once."""
-    from ..model import cache
-    from ..model.model import load
+def _worker_simulator(ref: ModelRef) -> Simulator:
+    """Write the shipped bytes into the worker's cache and prepare them once."""
+    from ..model import cache, load
 
     path = cache.entry("shipped-models", ref.sha256) / ref.name
     if not path.is_file():
         tmp = path.with_suffix(f".{os.getpid()}.part")
         tmp.write_bytes(ref.data)
         tmp.replace(path)
-    return load(path)
+    return prepare(load(path), ref.engine)
 
 
-def _run_chunk(ref: ModelRef, samples: pd.DataFrame, variables, lookups, time) -> xr.Dataset:
-    """The Dask task: one chunk of runs on a worker."""
-    return run_many(_worker_model(ref), samples, variables=variables, lookups=lookups, time=time)
+def run_chunk(sim: Simulator, samples: pd.DataFrame, variables, scenario) -> xr.Dataset:
+    """One chunk of runs; failed runs recorded, coordinates ``run`` and ``time`` only
+    (the sampled values are in the design; the file stores them once)."""
+    ds = run_many(sim, samples, scenario=scenario, variables=list(variables),
+                  on_failure="record")
+    return ds.reset_coords(drop=True)
+
+
+def _indexed_chunk(index, ref, samples, variables, scenario):
+    """The Dask task: chunk ``index`` on a worker."""
+    return index, run_chunk(_worker_simulator(ref), samples, variables, scenario)
 
 
 # -- many chunks ---------------------------------------------------------------
@@ -129,23 +93,22 @@ class Job:
 
     Attributes
     ----------
-    model : Model
+    simulator : Simulator
+        The model and the engine decided for it.
     samples : pandas.DataFrame
-        The whole design: one row per run, columns = Vensim constant names
-        (sampled parameters and the base scenario's fixed constants).
+        The whole design: one row per run, columns = Vensim constant names.
     variables : tuple of str
         Vensim names each run returns.
-    lookups, time : Mapping
-        The base scenario's lookup tables and time settings.
+    scenario : Scenario
+        Applied to every run before the row's values.
     chunk_size : int
         Runs per chunk.
     """
 
-    model: Model
+    simulator: Simulator
     samples: pd.DataFrame
     variables: tuple[str, ...]
-    lookups: Mapping = None
-    time: Mapping = None
+    scenario: Scenario = Scenario()
     chunk_size: int = 1000
 
     def bounds(self) -> list[tuple[int, int]]:
@@ -153,7 +116,8 @@ class Job:
         return [(a, min(a + size, n)) for a in range(0, n, size)]
 
     def chunk(self, a: int, b: int) -> pd.DataFrame:
-        return self.samples.iloc[a:b].reset_index(drop=True)
+        """Rows ``a .. b - 1``, indexed by their global run number."""
+        return self.samples.iloc[a:b].set_axis(pd.RangeIndex(a, b, name="run"))
 
 
 def iter_chunks(job: Job, *, client=None, progress: bool = True,
@@ -174,7 +138,8 @@ def iter_chunks(job: Job, *, client=None, progress: bool = True,
     Yields
     ------
     (int, xarray.Dataset)
-        The chunk's ``run`` coordinate is global (``start .. start + n - 1``).
+        The chunk's ``run`` coordinate is global (``start .. start + n - 1``);
+        :func:`sd.simulation.failed_runs` lists its failed runs.
     """
     from tqdm.auto import tqdm
 
@@ -184,24 +149,21 @@ def iter_chunks(job: Job, *, client=None, progress: bool = True,
     try:
         for a, ds in source:
             bar.update(ds.sizes["run"])
-            yield a, ds.assign_coords(run=np.arange(a, a + ds.sizes["run"]))
+            yield a, ds
     finally:
         bar.close()
 
 
 def _local(job: Job):
-    lookups, time = dict(job.lookups or {}), dict(job.time or {})
     for a, b in job.bounds():
-        yield a, run_many(job.model, job.chunk(a, b), variables=job.variables,
-                          lookups=lookups, time=time)
+        yield a, run_chunk(job.simulator, job.chunk(a, b), job.variables, job.scenario)
 
 
 def _on_dask(job: Job, client):
     """Submit a bounded window of chunks; hand them back in chunk order."""
     from distributed import as_completed
 
-    ref = client.scatter(ModelRef.of(job.model), broadcast=True)
-    lookups, time = dict(job.lookups or {}), dict(job.time or {})
+    ref = client.scatter(ModelRef.of(job.simulator), broadcast=True)
     bounds = job.bounds()
     # Enough chunks in flight to keep every worker busy while one result is
     # written, few enough that finished-but-unwritten chunks stay small.
@@ -209,28 +171,23 @@ def _on_dask(job: Job, client):
     pending, ready, next_out = iter(enumerate(bounds)), {}, 0
     futures = as_completed()
     for _ in range(window):
-        _submit_next(client, futures, pending, ref, job, lookups, time)
+        _submit_next(client, futures, pending, ref, job)
     for future in futures:
         index, ds = future.result()
         ready[index] = ds
-        _submit_next(client, futures, pending, ref, job, lookups, time)
+        _submit_next(client, futures, pending, ref, job)
         while next_out in ready:
             yield bounds[next_out][0], ready.pop(next_out)
             next_out += 1
 
 
-def _submit_next(client, futures, pending, ref, job, lookups, time) -> None:
+def _submit_next(client, futures, pending, ref, job) -> None:
     item = next(pending, None)
     if item is None:
         return
     index, (a, b) = item
-    future = client.submit(_indexed_chunk, index, ref, job.chunk(a, b), job.variables,
-                           lookups, time, pure=False)
-    futures.add(future)
-
-
-def _indexed_chunk(index, ref, samples, variables, lookups, time):
-    return index, _run_chunk(ref, samples, variables, lookups, time)
+    futures.add(client.submit(_indexed_chunk, index, ref, job.chunk(a, b), job.variables,
+                              job.scenario, pure=False))
 
 
 @contextmanager
@@ -299,11 +256,10 @@ class EnsembleWriter:
         self.dtype = dtype
         self.attrs = dict(attrs or {})
         self.written = 0
+        self.failed: dict = {}
 
     def __enter__(self):
         import netCDF4
-
-        from .._common import atomic_path
 
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
@@ -335,13 +291,15 @@ class EnsembleWriter:
         sub = ds.sel(time=self.times, method="nearest")
         for name in self.variables:
             nc[name][start:start + n, :] = sub[name].transpose("run", "time").values
+        self.failed.update(failed_runs(ds))
         self.written += n
 
     def __exit__(self, exc_type, exc, tb):
         try:
             if exc_type is None:
                 self._nc.setncatts({**{k: _attr(v) for k, v in self.attrs.items()},
-                                    "sd_parameters": json.dumps(self.parameters)})
+                                    "sd_parameters": json.dumps(self.parameters),
+                                    "sd_failed_runs": json.dumps(sorted(self.failed.items()))})
             self._nc.close()
         finally:
             return self._atomic.__exit__(exc_type, exc, tb)
@@ -362,6 +320,11 @@ def open_ensemble(path) -> xr.Dataset:
     return ds.set_coords([n for n in names if n in ds])
 
 
+def ensemble_failures(ds: xr.Dataset) -> dict:
+    """``{run: why}`` of the failed runs of an ensemble file (their values are NaN)."""
+    return {int(k): v for k, v in json.loads(ds.attrs.get("sd_failed_runs", "[]"))}
+
+
 def write_ensemble(job: Job, path, *, store_variables: Sequence[str], store_times,
                    parameters: Sequence[str], on_chunk: Callable | None = None,
                    client=None, progress: bool = True, dtype: str = "float64",
@@ -373,8 +336,11 @@ def write_ensemble(job: Job, path, *, store_variables: Sequence[str], store_time
     metrics are computed there, so the file can stay small.
     """
     # Attributes come from the model's variable table (the source of truth).
-    var_attrs = {v: {"units": job.model.variables[v].units if v in job.model.variables else ""}
+    model = job.simulator.model
+    var_attrs = {v: {"units": model.variables[v].units, "comment": model.variables[v].comment,
+                     "kind": model.variables[v].kind}
                  for v in store_variables}
+    attrs = {**dict(attrs or {}), **job.simulator.provenance()}
     with EnsembleWriter(path, var_attrs, store_times, parameters, dtype, attrs) as writer:
         for start, ds in iter_chunks(job, client=client, progress=progress, label=label):
             if on_chunk is not None:

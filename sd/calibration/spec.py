@@ -1,0 +1,224 @@
+"""A calibration problem as read from a TOML spec, checked against its model.
+
+Spec keys (paths relative to the spec): ``model``, ``data`` (outcomes CSV, or
+a ``.vpd`` with ``data_file``), ``parameters`` (a table or a ``.voc`` file),
+``seed``, ``engine``, ``description`` and the tables ``[optimizer]``,
+``[fixed]``, ``[confidence]``, ``[explain]``. Every key of every table is
+checked when the spec loads: a misspelt option is refused with the nearest
+valid key, never silently replaced by its default.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .._common import file_sha256, known_keys, read_toml, table, whole
+from ..errors import SdInputError, suggest
+from ..outcomes import targets as outcomes
+from ..simulation import ENGINES
+from . import counterfactuals, vensim_files
+
+METHODS = ("differential_evolution", "least_squares", "powell")
+
+#: Values of ``[confidence] profile``; the first is the default (see
+#: :mod:`sd.calibration.uncertainty`).
+PROFILE_KINDS = ("optimised", "conditional")
+
+_TOP = ("model", "data", "data_file", "parameters", "seed", "engine", "optimizer", "fixed",
+        "confidence", "explain", "description")
+OPTIMIZER_KEYS = ("method", "seed", "starts", "popsize", "maxiter", "max_evals", "polish")
+CONFIDENCE_KEYS = ("profile", "profile_points", "mcmc_steps", "mcmc_walkers")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """An uncertain constant: Vensim name, bounds and initial value."""
+
+    name: str
+    low: float
+    high: float
+    init: float
+
+    def to_unit(self, x):
+        return (np.asarray(x, dtype=float) - self.low) / (self.high - self.low)
+
+    def from_unit(self, u):
+        return self.low + np.asarray(u, dtype=float) * (self.high - self.low)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A calibration problem (see the module docstring for the TOML)."""
+
+    path: Path
+    model: Path
+    data: Path
+    targets: tuple
+    parameters: tuple
+    method: str = "differential_evolution"
+    seed: int = 0
+    starts: int = 4
+    popsize: int = 8
+    maxiter: int = 20
+    max_evals: int = 3000
+    polish: bool = True
+    fixed: Mapping[str, float] = field(default_factory=dict)
+    profile_points: int = 13
+    mcmc_steps: int = 0
+    mcmc_walkers: int = 0
+    profile: str = "optimised"     # [confidence] profile: optimised | conditional
+    explain: Mapping = field(default_factory=dict)
+    engine: str = "auto"
+    sha256: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+
+def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
+    """Read a calibration spec (TOML) and the files it names.
+
+    Parameters
+    ----------
+    path : str or Path
+    data : str or Path, optional
+        Replaces the spec's ``data`` (``sd calibrate --data``).
+
+    Raises
+    ------
+    SdInputError
+        Unknown keys (with the nearest valid one), missing files, bad bounds
+        or numbers; the message names the spec.
+    """
+    path = Path(path)
+    raw = read_toml(path, "Calibration spec")
+    known_keys(raw, _TOP, str(path))
+    model = _file(path.parent, raw, "model", path)
+    data_path = _data_path(path, raw, data)
+    if data_path.suffix.lower() == ".vpd":
+        targets = vensim_files.read_vpd(data_path, _file(path.parent, raw, "data_file", path))
+    else:
+        targets = outcomes.load(data_path)
+    parameters, options, hashed = _parameters_of(path, raw, model, data_path)
+    opt = {**options, **table(raw, "optimizer", str(path), OPTIMIZER_KEYS)}
+    conf = table(raw, "confidence", str(path), CONFIDENCE_KEYS)
+    return Spec(
+        path=path.resolve(), model=model, data=data_path, targets=targets, parameters=parameters,
+        engine=_choice(raw.get("engine", "auto"), ENGINES, f"{path}: engine"),
+        method=_choice(str(opt.get("method", METHODS[0])).lower(), METHODS,
+                       f"{path}: [optimizer] method"),
+        seed=whole(raw.get("seed", opt.get("seed", 0)), f"{path}: seed"),
+        starts=whole(opt.get("starts", 4), f"{path}: [optimizer] starts", 1),
+        popsize=whole(opt.get("popsize", 8), f"{path}: [optimizer] popsize", 1),
+        maxiter=whole(opt.get("maxiter", 20), f"{path}: [optimizer] maxiter", 0),
+        max_evals=whole(opt.get("max_evals", 3000), f"{path}: [optimizer] max_evals", 0),
+        polish=bool(opt.get("polish", True)),
+        fixed={str(k): _float(v, f"{path}: [fixed] {k!r}")
+               for k, v in table(raw, "fixed", str(path)).items()},
+        profile_points=whole(conf.get("profile_points", 13),
+                             f"{path}: [confidence] profile_points", 3),
+        mcmc_steps=whole(conf.get("mcmc_steps", 0), f"{path}: [confidence] mcmc_steps", 0),
+        mcmc_walkers=whole(conf.get("mcmc_walkers", 0), f"{path}: [confidence] mcmc_walkers", 0),
+        profile=_choice(conf.get("profile", PROFILE_KINDS[0]), PROFILE_KINDS,
+                        f"{path}: [confidence] profile"),
+        explain=table(raw, "explain", str(path)),
+        sha256={str(p): file_sha256(p) for p in hashed})
+
+
+def _data_path(spec: Path, raw: dict, data) -> Path:
+    if data is None:
+        return _file(spec.parent, raw, "data", spec)
+    data = Path(data)
+    if not data.is_file():
+        raise SdInputError(f"--data: file not found: {data}.")
+    return data
+
+
+def _parameters_of(spec: Path, raw: dict, model: Path, data: Path):
+    """(parameters, optimizer options a .voc implies, files to hash)."""
+    if isinstance(raw.get("parameters"), str):
+        voc = _file(spec.parent, raw, "parameters", spec)
+        rows, options = vensim_files.read_voc(voc)
+        return tuple(make_parameter(*row) for row in rows), options, [spec, model, data, voc]
+    return _parameters(raw.get("parameters"), spec), {}, [spec, model, data]
+
+
+def _choice(value, choices, where: str) -> str:
+    if value not in choices:
+        raise SdInputError(f"{where} = {value!r} is not one of {', '.join(map(repr, choices))}."
+                           + suggest(str(value), choices))
+    return value
+
+
+def _float(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SdInputError(f"{where} = {value!r} must be a number.")
+    return float(value)
+
+
+def _file(base: Path, raw: dict, key: str, spec: Path) -> Path:
+    if key not in raw:
+        raise SdInputError(f"{spec}: missing key {key!r} (a path relative to the spec).")
+    target = (base / str(raw[key])).resolve()
+    if not target.is_file():
+        raise SdInputError(f"{spec}: {key} = {raw[key]!r}: file not found ({target}).")
+    return target
+
+
+def _parameters(entries, spec: Path) -> tuple[Parameter, ...]:
+    if not entries:
+        raise SdInputError(f"{spec}: no [parameters] table; give at least one "
+                           '"Vensim name" = {low = .., high = .., init = ..}.')
+    out = []
+    for name, bounds in entries.items():
+        where = f"{spec}: [parameters] {name!r}"
+        if not isinstance(bounds, dict) or not {"low", "high"} <= set(bounds):
+            raise SdInputError(f"{where}: expected {{low = .., high = .., init = ..}}.")
+        known_keys(bounds, ("low", "high", "init"), where)
+        low = _float(bounds["low"], f"{where} low")
+        high = _float(bounds["high"], f"{where} high")
+        init = _float(bounds.get("init", (low + high) / 2), f"{where} init")
+        out.append(make_parameter(name, low, high, init, where))
+    return tuple(out)
+
+
+def make_parameter(name: str, low: float, high: float, init: float, where: str) -> Parameter:
+    """A checked :class:`Parameter`; ``where`` prefixes error messages."""
+    if not all(np.isfinite([low, high, init])):
+        raise SdInputError(f"{where}: bounds and init must be finite numbers.")
+    if not low < high:
+        raise SdInputError(f"{where}: low {low:g} must be below high {high:g} (reversed bounds?).")
+    if not low <= init <= high:
+        raise SdInputError(f"{where}: init {init:g} is outside [{low:g}, {high:g}].")
+    return Parameter(" ".join(name.split()), low, high, init)
+
+
+def check_spec(spec: Spec, model) -> Spec:
+    """Resolve every name of ``spec`` in ``model``; check target times and
+    ``[explain]`` before the fit, not after minutes of it."""
+    where = f" (in {spec.path.name})"
+    params = tuple(replace(p, name=model.variable(p.name, kinds=("constant",), what="constant",
+                                                   where=where).name) for p in spec.parameters)
+    fixed = {model.variable(k, kinds=("constant",), what="constant", where=where).name: v
+             for k, v in spec.fixed.items()}
+    t0, t1 = time_range(model)
+    targets = outcomes.check_against(spec.targets, model, t0, t1)
+    counterfactuals.check(model, spec)
+    return replace(spec, parameters=params, fixed=fixed, targets=targets)
+
+
+def time_range(model) -> tuple[float, float]:
+    """INITIAL TIME and FINAL TIME of the model as written."""
+    fresh = model.fresh()
+    return float(fresh.components.initial_time()), float(fresh.components.final_time())
+
+
+def spec_digest(spec: Spec) -> str:
+    """A hash of the spec's files and settings, to match checkpoints."""
+    return hashlib.sha256(json.dumps(sorted(spec.sha256.items())).encode()).hexdigest()
