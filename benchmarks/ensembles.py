@@ -8,8 +8,8 @@ For N = 10^3, 10^4, ... up to ``--max-n``, runs the Monte Carlo design of
 and prints runs per second and peak resident memory (``ru_maxrss``) of the
 process and of each Dask worker. Each case runs in its own subprocess so that
 one case's peak does not hide the next's. PySD driven by EMA Workbench is
-timed on a small N when ``ema_workbench`` is installed, and the plain PySD loop
-(what ``sd`` falls back to for models the fast engine cannot compile) always.
+timed on a small N when ``ema_workbench`` is installed, and ``sd``'s PySD engine
+(what runs models the fast engine cannot compile) always.
 """
 from __future__ import annotations
 
@@ -30,8 +30,11 @@ def _case(mode: str, n: int, chunk_size: int) -> dict:
     """One measurement, run inside a fresh subprocess."""
     from dataclasses import replace
 
+    from sd.sensitivity_analysis import _Runner, load_spec
+    from sd.sensitivity_analysis.methods import monte_carlo_design
+    from sd.sensitivity_analysis.spec import base_scenario
+    from sd.simulation import prepare
     from sd.simulation.chunks import dask_client, write_ensemble
-    from sd.sensitivity_analysis.analysis import _Runner, base_scenario, load_spec, monte_carlo_design
 
     spec, model = load_spec(SPEC)
     # At least 8 chunks, so both Dask workers have work even for small N.
@@ -40,7 +43,7 @@ def _case(mode: str, n: int, chunk_size: int) -> dict:
     if mode == "pysd":
         return _pysd_case(spec, model, n)
     with tempfile.TemporaryDirectory() as tmp, dask_client(None if mode == "local" else "local") as client:
-        runner = _Runner(spec, model, base, client, progress=False)
+        runner = _Runner(spec, prepare(model), base, client, progress=False)
         job = runner.job(monte_carlo_design(spec))
         times = runner._stored_times(job)  # also warms the engine's compiled code
         started = time.perf_counter()
@@ -56,13 +59,13 @@ def _case(mode: str, n: int, chunk_size: int) -> dict:
 
 
 def _pysd_case(spec, model, n: int) -> dict:
-    """The same design through the PySD loop (what sd falls back to)."""
-    from sd.simulation.chunks import _run_many_pysd
-    from sd.sensitivity_analysis.analysis import monte_carlo_design
+    """The same design on sd's PySD engine (isolated runs, a fresh model each)."""
+    from sd.sensitivity_analysis.methods import monte_carlo_design
+    from sd.simulation import run_many
 
     samples = monte_carlo_design(spec, n)
     started = time.perf_counter()
-    _run_many_pysd(model, samples, spec.variables, {}, {})
+    run_many(model, samples, variables=spec.variables, engine="pysd", on_failure="record")
     seconds = time.perf_counter() - started
     return {"mode": "pysd", "n": n, "seconds": seconds, "runs_per_s": n / seconds,
             "maxrss_mb": _maxrss_mb(), "workers_maxrss_mb": []}
@@ -79,7 +82,7 @@ def _ema(n: int) -> dict | None:
         from ema_workbench.connectors.pysd_connector import PysdModel
     except ImportError:
         return None
-    from sd.sensitivity_analysis.analysis import load_spec
+    from sd.sensitivity_analysis import load_spec
 
     spec, model = load_spec(SPEC)
     ema_model = PysdModel("juarez", mdl_file=str(model.path))

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TEST_MODELS, need_shared
 from sd.model.sketch import SketchVariable, check_sketch, model_dependencies, parse_sketch
 
 ROOT = Path(__file__).resolve().parents[1]
 JUAREZ = ROOT / "models" / "juarez_brick_kilns.mdl"
-TEST_MODELS = Path("/work/shared/test-models/tests")
 VIEWS = ["Kilns and flows", "Information", "Regulation and cooperation", "Economics"]
 
 
@@ -128,18 +128,14 @@ def test_broken_pipe_is_reported(tmp_path):
     "lookups/test_lookups.mdl",
 ])
 def test_sdxorg_models_parse_and_check(rel):
-    path = TEST_MODELS / rel
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+    path = need_shared(TEST_MODELS / rel)
     sketch = parse_sketch(path)
     assert len(sketch.views) == 1 and sketch.views[0].variables
     assert check_sketch(path) == []
 
 
 def test_chained_initialization_pipes():
-    path = TEST_MODELS / "chained_initialization/test_chained_initialization.mdl"
-    if not path.exists():
-        pytest.skip("test models not available")
+    path = need_shared(TEST_MODELS / "chained_initialization/test_chained_initialization.mdl")
     view = parse_sketch(path).views[0]
     assert len(view.valves) == 4 and len(view.clouds) == 4
     assert sum(c.is_pipe for c in view.connectors) == 8
