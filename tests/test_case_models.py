@@ -114,7 +114,7 @@ def case(request):
     name = request.param
     path = MODELS / f"{name}.mdl"
     model = sd.load(path)
-    base = sd.run(model)
+    base = sd.run(model, engine="pysd")
     rows = {"model as written": {}}
     rows.update({f"scenario {k}": v for k, v in _scenarios(name).items()})
     rows["no information"] = {**OVERWHELMING_SUBSIDY[name], **NO_INFORMATION[name]}
@@ -237,7 +237,7 @@ def test_fast_engine_agrees_with_pysd_on_scenarios(case):
         i = case["rows"].index(label)
         constants = {k: float(v) for k, v in case["frame"].iloc[i].items()}
         ref = sd.run(case["model"], sd.Scenario(name=label, constants=constants),
-                     variables=case["stocks"] + OUTPUTS)
+                     variables=case["stocks"] + OUTPUTS, engine="pysd")
         fast = case["fast"].isel(run=i)
         for name in case["stocks"] + OUTPUTS:
             np.testing.assert_allclose(fast[name].values, ref[name].values, rtol=1e-9, atol=1e-12,
@@ -294,7 +294,8 @@ def test_halving_time_step_changes_no_conclusion(case):
     0.01, and the policy cells keep their order (by clean share at the middle key year)."""
     dt = float(case["base"]["TIME STEP"].values[0])
     half = sd.run_many(case["model"], case["frame"], variables=["Clean Share"], engine="fast",
-                       time={"time_step": dt / 2, "saveper": float(case["base"]["SAVEPER"].values[0])})
+                       scenario=sd.Scenario(time={"time_step": dt / 2, "saveper": float(
+                           case["base"]["SAVEPER"].values[0])}))
     years = KEY_YEARS[case["name"]]
     full = case["fast"]["Clean Share"].sel(time=years).values
     halved = half["Clean Share"].sel(time=years).values
