@@ -287,9 +287,9 @@ def test_cache_key_covers_external_files(tmp_path, cache):
     mdl.write_text(BASE.replace("\t70\n", "\tGET DIRECT CONSTANTS('data.csv', ',', 'B2')\n"),
                    encoding="utf-8")
     _files(tmp_path)
-    first = sd.run(sd.load(mdl))["Room Temperature"].values[0]
+    first = sd.run(sd.load(mdl), engine="pysd")["Room Temperature"].values[0]
     (tmp_path / "data.csv").write_text("a,b\n1,60\n", encoding="utf-8")
-    second = sd.run(sd.load(mdl))["Room Temperature"].values[0]
+    second = sd.run(sd.load(mdl), engine="pysd")["Room Temperature"].values[0]
     assert (first, second) == (70, 60)
 
 
@@ -337,7 +337,7 @@ def test_loaded_model_is_a_snapshot(tmp_path, cache):
     before = sd.run_many(model, pd.DataFrame(index=range(1)))["Teacup Temperature"].values
     mdl.write_text(BASE.replace("\t180)", "\t100)"), encoding="utf-8")
     fast = sd.run_many(model, pd.DataFrame(index=range(1)))["Teacup Temperature"].values
-    slow = sd.run(model)["Teacup Temperature"].values
+    slow = sd.run(model, engine="pysd")["Teacup Temperature"].values
     np.testing.assert_array_equal(fast, before)
     np.testing.assert_allclose(slow, before[0], rtol=1e-9)
     assert fast[0, 0] == 180

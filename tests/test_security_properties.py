@@ -44,7 +44,7 @@ _SETTINGS = settings(max_examples=20, deadline=None, derandomize=True,
 def baseline():
     import sd
 
-    return sd.run(sd.load(TEACUP))["Teacup Temperature"].values
+    return sd.run(sd.load(TEACUP), engine="pysd")["Teacup Temperature"].values
 
 
 def _try(tmp_path: Path, text: str, baseline=None) -> None:
@@ -59,7 +59,7 @@ def _try(tmp_path: Path, text: str, baseline=None) -> None:
         model = sd.load(mdl)
         assert model.translation.is_file()
         if baseline is not None:
-            got = sd.run(model)["Teacup Temperature"].values
+            got = sd.run(model, engine="pysd")["Teacup Temperature"].values
             np.testing.assert_allclose(got, baseline, rtol=1e-12)
         event("translated")
     except SdInputError as exc:

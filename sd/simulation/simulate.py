@@ -28,6 +28,7 @@ from .. import provenance
 from .._common import time_text
 from ..errors import SdInputError, SdRuntimeError, canon
 from ..model import Model
+from ..model.model import as_model
 from ..model.timing import settings as time_settings
 from ..scenarios import Scenario, validate
 from . import pysd_backend
@@ -69,8 +70,10 @@ def run(model, scenario: Scenario | None = None, *, variables: Sequence[str] | N
         The simulation produced NaN or infinity, or divided by zero (the
         message names the first variable to go bad and the time).
     """
+    # The scenario (and the time settings it gives the model) first: a model that
+    # cannot run at all says why, whatever the engine.
+    scenario = validate(scenario or Scenario(), _model(model))
     sim = prepare(model, engine)
-    scenario = validate(scenario or Scenario(), sim.model)
     ds = _single(sim, scenario, _variables(sim.model, variables))
     if first_failure(ds, sim.model) is not None:
         raise SdRuntimeError(f"{sim.model.path.name}, scenario {scenario.name!r}: "
@@ -112,8 +115,8 @@ def run_many(model, samples: pd.DataFrame, *, scenario: Scenario | None = None,
     """
     if on_failure not in ON_FAILURE:
         raise SdInputError(f"on_failure={on_failure!r}: choose one of {', '.join(ON_FAILURE)}.")
+    scenario = validate(scenario or Scenario(), _model(model))
     sim = prepare(model, engine)
-    scenario = validate(scenario or Scenario(), sim.model)
     samples = _samples(sim, samples)
     names = _variables(sim.model, variables)
     if sim.engine == "fast":
@@ -203,6 +206,11 @@ def _select_times(ds: xr.Dataset, times) -> xr.Dataset:
 
 
 # -- names ---------------------------------------------------------------------------------
+def _model(model) -> Model:
+    """The loaded model of a path, Model or Simulator (a path read once per content)."""
+    return model.model if isinstance(model, Simulator) else as_model(model)
+
+
 def _variables(model: Model, variables) -> list[str] | None:
     if variables is None:
         return None
