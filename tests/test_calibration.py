@@ -247,19 +247,21 @@ def test_fit_reports_the_engine_that_ran_it(synthetic, tmp_path):
     fit.json said "fast"); a model it runs says "fast"."""
     from sd.report.calibration import to_json
 
-    refused = tmp_path / "teacup_game.mdl"
+    # RANDOM UNIFORM(0, 0, s) adds exactly 0; the fast engine refuses every RANDOM
+    refused = tmp_path / "teacup_random.mdl"
     refused.write_text(TEACUP.read_text().replace(
         "(Teacup Temperature - Room Temperature) / Characteristic Time",
-        "GAME((Teacup Temperature - Room Temperature) / Characteristic Time)"))
+        "(Teacup Temperature - Room Temperature) / Characteristic Time "
+        "+ RANDOM UNIFORM(0, 0, 1)"))
     params = '"Characteristic Time" = {low = 2, high = 20, init = 12}\n'
     spec = write_spec(synthetic, params=params)
     fast = calibrate(spec, progress=False)
     assert to_json(fast)["provenance"]["engine"] == "fast"
-    (synthetic / "game.toml").write_text(spec.read_text().replace(str(TEACUP), str(refused)))
-    with pytest.warns(UserWarning, match="Game"):
-        slow = calibrate(synthetic / "game.toml", progress=False)
+    (synthetic / "random.toml").write_text(spec.read_text().replace(str(TEACUP), str(refused)))
+    with pytest.warns(UserWarning, match="RANDOM"):
+        slow = calibrate(synthetic / "random.toml", progress=False)
     prov = to_json(slow)["provenance"]
-    assert prov["engine"] == "pysd" and "Game" in prov["engine_note"]
+    assert prov["engine"] == "pysd" and "RANDOM" in prov["engine_note"]
     assert slow.values["Characteristic Time"] == pytest.approx(
         fast.values["Characteristic Time"], rel=1e-6)
 

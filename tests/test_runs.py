@@ -105,20 +105,22 @@ def test_run_accepts_a_path_and_the_engine_is_reported():
 
 def test_engine_decided_once_and_passed(tmp_path):
     """A model the fast engine refuses runs on PySD, says so, and is not re-examined."""
-    mdl = tmp_path / "game.mdl"
+    # RANDOM UNIFORM(0, 0, s) is always 0, so PySD's numbers are known; the engine
+    # refuses every RANDOM function
+    mdl = tmp_path / "random.mdl"
     mdl.write_text(
-        "{UTF-8}\nx = GAME(3 * k)\n\t~\t~\t|\nk = 2\n\t~\t~\t|\n"
+        "{UTF-8}\nx = 3 * k + RANDOM UNIFORM(0, 0, 1)\n\t~\t~\t|\nk = 2\n\t~\t~\t|\n"
         "FINAL TIME = 3\n\t~\t~\t|\nINITIAL TIME = 0\n\t~\t~\t|\n"
         "SAVEPER = 1\n\t~\t~\t|\nTIME STEP = 1\n\t~\t~\t|\n")
-    with pytest.warns(UserWarning, match="fast engine cannot run game.mdl: .*Game"):
+    with pytest.warns(UserWarning, match="fast engine cannot run random.mdl: .*RANDOM"):
         sim = prepare(mdl)
-    assert sim.engine == "pysd" and "Game" in sim.reason
+    assert sim.engine == "pysd" and "RANDOM" in sim.reason
     with warnings.catch_warnings():
         warnings.simplefilter("error")           # no second decision, no second warning
         ds = run_many(sim, pd.DataFrame({"K": [1.0, 5.0]}))
     np.testing.assert_allclose(ds["x"].values, [[3.0] * 4, [15.0] * 4])
-    assert ds.attrs["engine"] == "pysd" and "Game" in ds.attrs["engine_note"]
-    with pytest.raises(SdInputError, match="cannot run game.mdl.*--engine pysd"):
+    assert ds.attrs["engine"] == "pysd" and "RANDOM" in ds.attrs["engine_note"]
+    with pytest.raises(SdInputError, match="cannot run random.mdl.*--engine pysd"):
         prepare(mdl, "fast")
 
 
