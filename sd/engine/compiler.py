@@ -18,6 +18,8 @@ import numpy as np
 import pysd.translators.structures.abstract_expressions as ae
 
 from . import vectors
+from .external import Externals
+from .runtime import TABLE_MODES
 from .model_ir import CONTROL, ModelIR, UnsupportedModel, Var, clean
 
 #: Vensim function (clean name) -> (runtime helper, number of arguments).
@@ -86,6 +88,8 @@ class Compiler:
         self.nodes: dict[str, Node] = {}
         self.statefuls: list[Stateful] = []
         self.tables: list[tuple] = []          # (xs, ys, owner name)
+        self.table_modes: list[str] = []       # how each table is read
+        self.externals = Externals(ir)         # GET XLS/DIRECT values, read once
         self.table_of: dict[tuple, int] = {}   # (lookup var clean, slot) -> table
         self.params: list[tuple] = []          # (var, slot, default)
         self._memo: dict = {}
@@ -107,25 +111,48 @@ class Compiler:
     def _add_lookup_var(self, cname: str, var: Var) -> None:
         for slot, entry in enumerate(var.flat):
             if entry is None:
-                raise UnsupportedModel(f"lookup {var.name!r} is not defined for "
-                                       f"{list(var.labels()[slot])}")
+                continue    # an element no equation defines: refused only if it is read
             comp, binding, local = entry
             ast = comp.ast
+            if isinstance(ast, ae.GetLookupsStructure):
+                xs, ys = self.externals.lookup(var, slot)
+                self.table_of[(cname, slot)] = self._add_table(xs, ys, var.name, "interpolate")
+                continue
             if not isinstance(ast, ae.LookupsStructure):
                 raise UnsupportedModel(f"lookup {var.name!r} defined by "
                                        f"{type(ast).__name__}")
             self.table_of[(cname, slot)] = self._table(ast, var.name)
 
     def _table(self, ast, owner: str) -> int:
-        if ast.type != "interpolate":
-            raise UnsupportedModel(f"lookup type {ast.type!r} in {owner!r}")
         xs = np.asarray(ast.x, dtype=float)
         ys = np.asarray(ast.y, dtype=float)
         if ys.ndim != 1 or len(xs) != len(ys):
             raise UnsupportedModel(f"multi-dimensional lookup table in {owner!r}")
+        if len(np.unique(xs)) != len(xs):
+            raise UnsupportedModel(f"lookup {owner!r} repeats an x value (PySD refuses it)")
+        return self._add_table(xs, ys, owner, ast.type)
+
+    def _add_table(self, xs, ys, owner: str, mode: str) -> int:
+        """A table (lookup or data series), sorted by x; ``mode`` is how it is
+        read between and beyond its points (``runtime.TABLE_MODES``)."""
+        if mode not in TABLE_MODES:
+            raise UnsupportedModel(f"lookup type {mode!r} in {owner!r}")
+        if len(xs) == 0:
+            raise UnsupportedModel(f"empty lookup or data table in {owner!r}")
         order = np.argsort(xs, kind="stable")
         self.tables.append((xs[order], ys[order], owner))
+        self.table_modes.append(mode)
         return len(self.tables) - 1
+
+    def _data(self, ctx) -> str:
+        """One slot of a GET XLS/DIRECT DATA variable: its series read with
+        PySD's method (interpolate, raw, hold backward, look forward)."""
+        key = ("data", ctx.var.name, ctx.slot)
+        if key not in self.table_of:
+            xs, ys, mode = self.externals.series(ctx.var, ctx.slot)
+            self.table_of[key] = self._add_table(xs, ys, ctx.var.name, mode)
+        ctx.timed = True
+        return self._lookup_code(self.table_of[key], "t")
 
     def _add_var(self, cname: str, var: Var) -> None:
         for slot, entry in enumerate(var.flat):
@@ -144,9 +171,11 @@ class Compiler:
                                         const=cname != "initial_time")
                 continue
             ast = comp.ast
-            if var.literal or isinstance(ast, np.ndarray):
+            if var.literal or isinstance(ast, (np.ndarray, ae.GetConstantsStructure)):
                 lens = [len(self.ir.elements(x)) for x in comp.subscripts[0]]
-                value = _literal(ast, local, lens, where)
+                value = self.externals.constant(var, slot) \
+                    if isinstance(ast, ae.GetConstantsStructure) else \
+                    _literal(ast, local, lens, where)
                 if var.literal:
                     # a constant: a column of the constants matrix (sampled)
                     self.params.append((var, slot, value))
@@ -203,6 +232,9 @@ class Compiler:
         if isinstance(ast, ae.InlineLookupsStructure):
             x = self.fl(ast.argument, ctx)
             return self._lookup_code(self._table(ast.lookups, ctx.where), x), False
+        if isinstance(ast, ae.GetDataStructure) and ctx.scope is None and \
+                ctx.var.flat[ctx.slot][0].ast is ast:
+            return self._data(ctx), False
         if isinstance(ast, ae.GameStructure):
             # PySD has no gaming mode: GAME(x) is x
             return self.emit(ast.expression, ctx)
@@ -299,6 +331,9 @@ class Compiler:
             subs = ast.function.subscripts.subscripts if ast.function.subscripts else None
             slot = self.ir.resolve(lookup, subs, ctx.binding, ctx.where)
             x = self.fl(args[0], ctx)
+            if (fname, slot) not in self.table_of:
+                raise UnsupportedModel(f"lookup {lookup.name!r} is not defined for "
+                                       f"{list(lookup.labels()[slot])}, read in {ctx.where!r}")
             return self._lookup_code(self.table_of[(fname, slot)], x), False
         if fname == "if_then_else":
             c = self.emit(args[0], ctx)[0]
@@ -378,7 +413,8 @@ class Compiler:
         return out
 
     def _lookup_code(self, table: int, x: str) -> str:
-        return f"_lookup(LX, LY, LO[{table}], LN[{table}], {x})"
+        helper = TABLE_MODES[self.table_modes[table]]
+        return f"{helper}(LX, LY, LO[{table}], LN[{table}], {x})"
 
     # -- statefuls -------------------------------------------------------
     def _stateful(self, kind: str, ast, ctx) -> str:

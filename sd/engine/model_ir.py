@@ -168,14 +168,23 @@ class ModelIR:
         from pysd.translators.structures.abstract_model import (
             AbstractControlElement, AbstractData, AbstractLookup)
 
+        import pysd.translators.structures.abstract_expressions as ae
+
         comps = el.components
-        if any(isinstance(c, AbstractData) for c in comps):
-            raise UnsupportedModel(f"data variable (GET DATA / :=) in {el.name!r}")
+        for c in comps:
+            if isinstance(c, AbstractData) and (c.ast is None
+                                                or isinstance(c.ast, ae.DataStructure)):
+                raise UnsupportedModel(
+                    f"data variable {el.name!r} without an equation: its values come from a "
+                    "data file named at run time (PySD's data_files), which sd does not pass")
+
+        def is_lookup(c):
+            return isinstance(c, AbstractLookup) or isinstance(c.ast, ae.GetLookupsStructure)
         if isinstance(el, AbstractControlElement):
             kind = "control"
-        elif all(isinstance(c, AbstractLookup) for c in comps):
+        elif all(is_lookup(c) for c in comps):
             kind = "lookup"
-        elif any(isinstance(c, AbstractLookup) for c in comps):
+        elif any(is_lookup(c) for c in comps):
             raise UnsupportedModel(f"mixed lookup/expression definitions of {el.name!r}")
         else:
             kind = "aux"
@@ -315,4 +324,9 @@ class ModelIR:
 
 
 def _is_literal(ast) -> bool:
+    """A number, an array of numbers, or constants read from a file."""
+    import pysd.translators.structures.abstract_expressions as ae
+
+    if isinstance(ast, ae.GetConstantsStructure):
+        return True
     return isinstance(ast, (int, float, np.ndarray, np.number)) and not isinstance(ast, bool)

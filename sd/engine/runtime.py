@@ -144,6 +144,86 @@ def _lookup(LX, LY, off, n, x):
     return slope * (x - LX[lo]) + LY[lo]
 
 
+def _hold(LX, LY, off, n, x):
+    # a data variable's HOLD BACKWARD (xarray sel method="pad") and a
+    # lookup's hold_backward: the last point at or before x, ends held
+    if x <= LX[off]:
+        return LY[off]
+    last = off + n - 1
+    if x >= LX[last]:
+        return LY[last]
+    lo, hi = off, last
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if LX[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    return LY[lo]
+
+
+def _forward(LX, LY, off, n, x):
+    # LOOK FORWARD (sel method="backfill"): the first point at or after x
+    if x <= LX[off]:
+        return LY[off]
+    last = off + n - 1
+    if x >= LX[last]:
+        return LY[last]
+    lo, hi = off, last
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if LX[mid] < x:
+            lo = mid
+        else:
+            hi = mid
+    return LY[hi]
+
+
+def _raw(LX, LY, off, n, x):
+    # RAW data: the value at a time in the file, NaN at any other time
+    lo, hi = off, off + n - 1
+    while lo <= hi:
+        mid = (lo + hi) >> 1
+        if LX[mid] == x:
+            return LY[mid]
+        if LX[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return np.nan
+
+
+def _extrapolate(LX, LY, off, n, x):
+    # XMILE "extrapolate" lookups: linear beyond the ends from the two end points
+    last = off + n - 1
+    if n > 1 and x > LX[last]:
+        k = (LY[last] - LY[last - 1]) / (LX[last] - LX[last - 1])
+        return LY[last] + k * (x - LX[last])
+    if n > 1 and x < LX[off]:
+        k = (LY[off + 1] - LY[off]) / (LX[off + 1] - LX[off])
+        return LY[off] + k * (x - LX[off])
+    if x <= LX[off]:
+        return LY[off]
+    if x >= LX[last]:
+        return LY[last]
+    lo, hi = off, last
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if LX[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    if LX[lo] == x:
+        return LY[lo]
+    slope = (LY[hi] - LY[lo]) / (LX[hi] - LX[lo])
+    return slope * (x - LX[lo]) + LY[lo]
+
+
+#: How a table is read (PySD's lookup types and data keywords) -> helper.
+TABLE_MODES = {"interpolate": "_lookup", "hold_backward": "_hold", "look_forward": "_forward",
+               "raw": "_raw", "extrapolate": "_extrapolate"}
+
+
 # -- stateful updates (keep loops out of the big generated function: numba's
 # compile time grows fast with the number of loops in one function) --------
 def _smooth_step(s, n, g, T, dt):
@@ -184,7 +264,8 @@ def _delay_order(order, dt, mindelay):
 
 SCALAR = ("_smooth_step", "_delay_step", "_delayn_step", "_delay_order",
           "_min", "_max", "_pow", "_log", "_integer", "_quantum", "_modulo", "_xidz",
-          "_zidz", "_step", "_ramp", "_pulse", "_pulse_train", "_lookup")
+          "_zidz", "_step", "_ramp", "_pulse", "_pulse_train", "_lookup", "_hold", "_forward",
+          "_raw", "_extrapolate")
 
 
 def numba_helpers() -> dict:
@@ -218,6 +299,16 @@ def _np_xidz(a, b, x):
 
 def _np_lookup(LX, LY, off, n, x):
     return np.interp(x, LX[off:off + n], LY[off:off + n])
+
+
+def _np_table(scalar):
+    """A table reader over the run axis (x is a float or one value per run)."""
+    def read(LX, LY, off, n, x):
+        xs = np.asarray(x, dtype=float)
+        if xs.ndim == 0:
+            return scalar(LX, LY, off, n, float(xs))
+        return np.array([scalar(LX, LY, off, n, float(v)) for v in xs])
+    return read
 
 
 def _np_pulse_train(t, dt, start, repeat, width, end):
@@ -262,6 +353,8 @@ NUMPY = {
     "_ramp": lambda t, dt, s, a, f: (1.0 * (t + SMALL_VENSIM > a)) * s * (np.minimum(f, t) - a),
     "_pulse": lambda t, dt, a, w: 1.0 * ((a - SMALL_VENSIM <= t) & (t < a + w)),
     "_pulse_train": _np_pulse_train, "_lookup": _np_lookup,
+    "_hold": _np_table(_hold), "_forward": _np_table(_forward), "_raw": _np_table(_raw),
+    "_extrapolate": _np_table(_extrapolate),
 }
 
 

@@ -88,8 +88,11 @@ def _vsort(v, direction):
 
 
 def _vrank(v, direction):
-    """VECTOR RANK: ``vector_sort_order(v, direction).argsort() + 1``."""
-    order = _vsort(v, direction)
+    """VECTOR RANK: ``vector_sort_order(v, direction).argsort() + 1``
+    (the sort order written out: numba helpers do not call each other)."""
+    order = np.argsort(np.array(v), kind="mergesort")
+    if direction <= 0:
+        order = order[::-1].copy()
     return np.argsort(order, kind="mergesort").astype(np.float64) + 1.0
 
 
