@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pysd.translators.structures.abstract_expressions as ae
 
-from . import vectors
+from . import macros, vectors
 from .external import Externals
 from .runtime import TABLE_MODES
 from .model_ir import CONTROL, ModelIR, UnsupportedModel, Var, clean
@@ -94,6 +94,7 @@ class Compiler:
         self.params: list[tuple] = []          # (var, slot, default)
         self._memo: dict = {}
         self._vector_nodes: dict = {}          # shared array-valued nodes
+        self._macro_instances: dict = {}       # inlined macro calls
         self.labels: dict = {}                 # extra node -> Vensim name
         self.var_index = {c: i for i, c in enumerate(ir.vars)}
         for cname, var in ir.vars.items():
@@ -293,6 +294,8 @@ class Compiler:
         if ref == "time":
             ctx.timed = True
             return "t"
+        if ctx.scope is not None:
+            return macros.reference(self, ast, ctx)
         var = self.ir.vars.get(ref)
         if var is None:
             rng = {clean(r): r for r in self.ir.ranges}.get(ref)
@@ -326,6 +329,10 @@ class Compiler:
     def _call(self, ast, ctx):
         fname = ast.function.reference
         args = list(ast.arguments)
+        if fname in self.ir.macros:
+            return macros.call(self, ast, ctx), False
+        if ctx.scope is not None and fname in ctx.scope.macro.vars:
+            raise UnsupportedModel(f"lookup {fname!r} inside macro {ctx.scope.macro.name}")
         lookup = self.ir.vars.get(fname)
         if lookup is not None and lookup.kind == "lookup":
             subs = ast.function.subscripts.subscripts if ast.function.subscripts else None
@@ -418,7 +425,7 @@ class Compiler:
 
     # -- statefuls -------------------------------------------------------
     def _stateful(self, kind: str, ast, ctx) -> str:
-        key = (id(ast), ctx.var.name, ctx.slot)
+        key = (id(ast), ctx.var.name, ctx.slot, id(ctx.scope))
         if key in self._memo:
             name = self._memo[key]
             ctx.deps.add(name)

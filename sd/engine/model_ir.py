@@ -77,10 +77,7 @@ class ModelIR:
         self.model = model
         self.sources: list = []             # external files the model reads
         am = model.abstract
-        if len(am.sections) != 1:
-            macros = [s.name for s in am.sections if s.type != "main"]
-            raise UnsupportedModel(f"macros ({', '.join(macros)}) are not supported")
-        section = am.sections[0]
+        section = next(s for s in am.sections if s.type == "main")
         self.ranges: dict[str, list] = {}
         self._read_ranges(section.subscripts)
         self.element_of: dict[str, str] = {}   # element name -> a range holding it
@@ -90,6 +87,9 @@ class ModelIR:
         self.vars: dict[str, Var] = {}          # by clean name
         for el in section.elements:
             self._add_element(el)
+        from .macros import read_macros
+
+        self.macros = read_macros(self, [s for s in am.sections if s.type != "main"])
 
     # -- subscript ranges ------------------------------------------------
     def _read_ranges(self, subs) -> None:
@@ -164,7 +164,7 @@ class ModelIR:
         raise UnsupportedModel(f"unknown subscript {sub!r}")
 
     # -- elements --------------------------------------------------------
-    def _add_element(self, el) -> None:
+    def _add_element(self, el, into: dict | None = None) -> None:
         from pysd.translators.structures.abstract_model import (
             AbstractControlElement, AbstractData, AbstractLookup)
 
@@ -191,7 +191,7 @@ class ModelIR:
         var = Var(el.name, kind)
         var.literal = all(_is_literal(c.ast) for c in comps)
         self._set_dims(var, comps)
-        self.vars[clean(el.name)] = var
+        (self.vars if into is None else into)[clean(el.name)] = var
 
     def _set_dims(self, var: Var, comps) -> None:
         ndim = {len(c.subscripts[0]) for c in comps}

@@ -24,7 +24,7 @@ NUMBA_HEADER = ("import numpy as np\nimport numba\n"
 NUMBA_DECORATOR = "numba.njit(cache=True, error_model='numpy', nogil=True)"
 ARGS = ("P", "C", "Ci", "LX", "LY", "LO", "LN", "times", "save_idx", "sel", "out")
 #: Locals codegen creates.
-_LOCAL = re.compile(r"\A(dt|nt|N|t|r|k|j|si|c|row|[Kv]\d+(_\d+)?|[osnpLx]\d+|tm\d+|gm\d+"
+_LOCAL = re.compile(r"\A(dt|nt|N|t|r|k|j|si|c|row|[Kvma]\d+(_\d+)?|[osnpLx]\d+|tm\d+|gm\d+"
                     r"|pipe\d+)\Z")
 _HELPERS = frozenset({
     "_smooth_step", "_delay_step", "_delayn_step", "_delay_order", "_min", "_max", "_pow",
