@@ -3,4 +3,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":   # the run layer's worker processes may import this module
+    sys.exit(main())

@@ -170,16 +170,20 @@ def _fast_many(sim, samples, scenario, names, times) -> xr.Dataset:
 
 # -- PySD ---------------------------------------------------------------------------------
 def _pysd_many(sim, samples, scenario, names, times) -> xr.Dataset:
-    """One isolated PySD run per row; a run that raises is kept as NaN and
-    recorded, so the failure policy is the same as on the fast engine."""
+    """One isolated PySD run per row, spread over the cores (:mod:`.pool`); a
+    run that raises is kept as NaN and recorded, so the failure policy is the
+    same as on the fast engine."""
+    from .pool import run_scenarios
+
+    scenarios = [scenario.merged(Scenario(name=f"run {label}", constants=row.to_dict()))
+                 for label, row in samples.iterrows()]
     runs, errors = [], {}
-    for i, (label, row) in enumerate(samples.iterrows()):
-        one = scenario.merged(Scenario(name=f"run {label}", constants=row.to_dict()))
-        try:
-            runs.append(pysd_backend.run(sim.model, one, variables=names))
-        except SdRuntimeError as exc:
+    for i, result in enumerate(run_scenarios(sim.model, scenarios, names)):
+        if isinstance(result, SdRuntimeError):
             runs.append(None)
-            errors[i] = str(exc)
+            errors[i] = str(result)
+        else:
+            runs.append(result)
     template = next((r for r in runs if r is not None), None)
     if template is None:
         raise SdRuntimeError(f"{sim.model.path.name}: every run failed; first: {errors[0]}")
