@@ -369,7 +369,7 @@ def test_threaded_runs_equal_single_thread(monkeypatch):
     so the numbers must be bitwise identical whatever the split."""
     pytest.importorskip("numba")
     samples = pd.DataFrame({"Fuel Shock Size": np.linspace(0.0, 1.0, 600),
-                            "Subsidy End Year": np.linspace(1991, 1994, 600)})
+                            "Liberalisation Year": np.linspace(1991, 1994, 600)})
     results = []
     for threads in ("1", "3"):
         monkeypatch.setenv("SD_THREADS", threads)

@@ -11,7 +11,8 @@ from sd.model.sketch import SketchVariable, check_sketch, model_dependencies, pa
 
 ROOT = Path(__file__).resolve().parents[1]
 JUAREZ = ROOT / "models" / "juarez_brick_kilns.mdl"
-VIEWS = ["Kilns and flows", "Information", "Regulation and cooperation", "Economics"]
+VIEWS = ["Kilns and flows", "Information", "Regulation and cooperation", "Programme and fuel costs",
+         "Sales and profits", "Decisions"]
 
 
 def _sketch_bounds(text: str) -> tuple[int, int]:
@@ -71,8 +72,16 @@ def test_missing_arrow_is_reported(tmp_path):
     view = next(v for v in sketch.views if v.name == "Information")
     src, dst_valve = _ids(view, "Contact Rate")[0], _ids(view, "Word of Mouth")[0] - 1
     copy = tmp_path / "m.mdl"
-    removed = _remove_line(JUAREZ, copy,
-                           lambda line: re.match(rf"^1,\d+,{src},{dst_valve},", line) is not None)
+    view_of_line = {"name": None}
+
+    def arrow_in_information_view(line):
+        # ids are per view: the same pair of ids may join other objects in another view
+        if line.startswith("*"):
+            view_of_line["name"] = line[1:].strip()
+        return (view_of_line["name"] == "Information"
+                and re.match(rf"^1,\d+,{src},{dst_valve},", line) is not None)
+
+    removed = _remove_line(JUAREZ, copy, arrow_in_information_view)
     assert removed.startswith("1,")
     assert check_sketch(copy) == [
         "view 'Information': no arrow from 'Contact Rate' to 'Word of Mouth' (dependency in its equation)"]
@@ -93,20 +102,20 @@ def test_missing_variable_is_reported(tmp_path):
 def test_spurious_arrow_and_overlap_are_reported(tmp_path):
     text = JUAREZ.read_text(encoding="utf-8")
     sketch = parse_sketch(JUAREZ)
-    view = next(v for v in sketch.views if v.name == "Economics")
-    a, b = _ids(view, "Perception Time")[0], _ids(view, "Boycott Switch")[0]
+    view = next(v for v in sketch.views if v.name == "Decisions")
+    a, b = _ids(view, "Perception Time")[0], _ids(view, "Decision Spread")[0]
     start, end = _sketch_bounds(text)
     body = text[start:end]
-    marker = "*Economics\n"
+    marker = "*Decisions\n"
     i = body.index(marker)
     j = body.index("\n", i + len(marker)) + 1  # after the defaults line
     extra = f"1,900,{a},{b},0,0,0,0,0,64,0,-1--1--1,,1|(300,400)|\n"
     # a second, overlapping placement of a label (as a shadow, so it is not a duplicate)
-    extra += "10,901,Fuel Shock Size,135,365,40,8,8,2,0,3,-1,0,0,0,128-128-128,0-0-0,|12||128-128-128\n"
+    extra += "10,901,Fuel Shock Size,110,405,40,8,8,2,0,3,-1,0,0,0,128-128-128,0-0-0,|12||128-128-128\n"
     copy = tmp_path / "m.mdl"
     copy.write_text(text[:start] + body[:j] + extra + body[j:] + text[end:], encoding="utf-8")
     findings = check_sketch(copy)
-    assert "view 'Economics': arrow from 'Perception Time' to 'Boycott Switch' has no matching dependency" in findings
+    assert "view 'Decisions': arrow from 'Perception Time' to 'Decision Spread' has no matching dependency" in findings
     assert any("'Fuel Shock Size'" in f and "overlap" in f for f in findings)
     assert len(findings) == 2, findings
 
