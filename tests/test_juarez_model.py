@@ -256,6 +256,54 @@ def test_runs_from_the_ranges_stay_finite(juarez, limits):
         assert np.isfinite(var.values).all(), name
 
 
+def _unguarded_divisions(node, is_safe, found):
+    """Collect the denominators of '/' in a PySD syntax tree that ``is_safe`` rejects."""
+    from pysd.translators.structures import abstract_expressions as ae
+
+    if isinstance(node, ae.ArithmeticStructure):
+        for i, op in enumerate(node.operators):
+            if op == "/" and not is_safe(node.arguments[i + 1]):
+                found.append(repr(node.arguments[i + 1])[:80])
+    children = node.arguments if isinstance(node, (ae.ArithmeticStructure, ae.CallStructure)) else ()
+    if isinstance(node, (ae.IntegStructure, ae.SmoothStructure)):
+        children = [getattr(node, f) for f in node.__dataclass_fields__]
+    for child in children:
+        _unguarded_divisions(child, is_safe, found)
+
+
+def test_every_division_is_guarded(juarez_path, limits):
+    """A '/' divides only by a constant whose stated range excludes 0, or by 1 + EXP(...);
+    every other quotient goes through ZIDZ/XIDZ (stocks such as Total Kilns can reach 0)."""
+    from pysd.translators.structures import abstract_expressions as ae
+    from pysd.translators.vensim.vensim_file import VensimFile
+
+    positive = {re.sub(r"\s+", "_", n.lower()) for n, (low, _) in limits.items() if low > 0}
+
+    def is_safe(den):
+        if isinstance(den, (int, float)):
+            return den != 0
+        if isinstance(den, ae.ReferenceStructure):
+            return den.reference in positive
+        if isinstance(den, ae.ArithmeticStructure) and set(den.operators) == {"+"}:
+            exp = [a for a in den.arguments if isinstance(a, ae.CallStructure)
+                   and getattr(a.function, "reference", "") == "exp"]
+            literals = [a for a in den.arguments if isinstance(a, (int, float))]
+            return len(exp) + len(literals) == len(den.arguments) and any(x > 0 for x in literals)
+        return False
+
+    vensim = VensimFile(str(juarez_path))
+    vensim.parse()
+    bad = {}
+    for section in vensim.get_abstract_model().sections:
+        for element in section.elements:
+            found = []
+            for component in element.components:
+                _unguarded_divisions(component.ast, is_safe, found)
+            if found:
+                bad[element.name] = found
+    assert not bad, f"unguarded divisions: {bad}"
+
+
 def test_halving_time_step_barely_moves_the_base_run(juarez):
     """TIME STEP is small against the fastest time constant: halving it moves the propane share
     by less than 0.005 and the kiln count by less than 0.5 kiln (first-order Euler error)."""
