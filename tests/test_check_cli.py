@@ -118,7 +118,7 @@ def test_diagram_writes_png_and_svg(tmp_path):
         out = tmp_path / f"juarez{suffix}"
         r = sd("diagram", JUAREZ, "-o", out)
         assert r.returncode == 0, r.stderr
-        assert out.stat().st_size > 10_000 and "drew 4 view(s)" in r.stdout
+        assert out.stat().st_size > 10_000 and "drew 6 view(s)" in r.stdout
     assert (tmp_path / "juarez.svg").read_text().count("Traditional Kilns") >= 1
     r = sd("diagram", JUAREZ, "--view", "information", "-o", tmp_path / "info.png")
     assert r.returncode == 0 and "drew 1 view(s) (Information)" in r.stdout
@@ -126,7 +126,7 @@ def test_diagram_writes_png_and_svg(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--view", "Economic"], "Did you mean 'Economics'?"),
+    (["--view", "Decision"], "Did you mean 'Decisions'?"),
     (["-o", "x.gif"], "chosen by the file's suffix"),
 ])
 def test_diagram_bad_input_exits_2(tmp_path, args, message):

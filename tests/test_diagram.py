@@ -91,8 +91,8 @@ def test_juarez_all_views_and_one_view(juarez_path):
         assert kinds.get("stock", set()) == {v.name for v in view.variables if v.shape == 3 and not v.is_shadow}
         assert len(kinds["arrow"]) == sum(not c.is_pipe for c in view.connectors)
         assert len(kinds.get("valve", ())) == len(view.valves)
-    one = draw_sketch(sketch, view="economics")
-    assert [ax.get_title(loc="left") for ax in one.axes] == ["Economics"]
+    one = draw_sketch(sketch, view="decisions")
+    assert [ax.get_title(loc="left") for ax in one.axes] == ["Decisions"]
 
 
 @pytest.mark.parametrize("name", ["smooth_and_stock", "subscripted_flows", "reality_checks"])

@@ -23,6 +23,8 @@ SOURCE_TAG = re.compile(r"\b(S16|BB96|BB98|B00|BS05|B05|AP 1995|Blackman|CASES\.
 CONTROL = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
 #: Constants that are switches or levers, not uncertain quantities (their range is the lever's span).
 LEVERS = re.compile(r"^(Switch |Policy )|^(Boycott Enforcement|Incentive End Year)$")
+#: Definitions rather than uncertain quantities: no range.
+DEFINITIONS = {"One Kiln"}
 #: Every programme component off: no incentives, training, enforcement, price floor or boycott.
 NO_PROGRAMME = {"Policy Incentives": 0, "Policy Information": 0, "Policy Enforcement": 0,
                 "Switch Boycott and Floor": 0}
@@ -39,7 +41,7 @@ def limits(juarez):
     doc = juarez.fresh().doc
     consts = doc[doc["Type"] == "Constant"]
     return {row["Real Name"]: tuple(row["Limits"]) for _, row in consts.iterrows()
-            if row["Real Name"] not in CONTROL}
+            if row["Real Name"] not in CONTROL and row["Real Name"] not in DEFINITIONS}
 
 
 def _fast(juarez, constants: dict | None = None, variables=None, **time):
@@ -196,14 +198,17 @@ def test_boycott_with_no_clean_capacity_removes_no_demand(juarez, base):
     assert float(nobody["Cooperation"].max()) > 0.3
     assert float(nobody["Propane Kilns"].max()) == 0
     assert float(np.abs(nobody["Dirty Sales Loss"]).max()) == 0
-    # In the base run the sales lost by dirty kilns are the sales gained by propane kilns,
-    # and never more than the propane kilns' spare capacity.
-    lost = base["Dirty Sales Loss"] * base["Dirty Kilns"]
-    gained = base["Clean Sales Gain"] * base["Propane Kilns"]
-    np.testing.assert_allclose(lost.values, gained.values, rtol=1e-9, atol=1e-12)
-    assert float(lost.max()) > 0
-    cap = 0.3 * base["Propane Kilns"]   # Propane Kiln Spare Capacity in the base run
-    assert bool((base["Diverted Sales"] <= cap + 1e-12).all())
+    # In the base run the sales lost by dirty kilns go to propane kilns, never more than their
+    # spare capacity; the gain an owner expects counts the owner's own kiln among the propane
+    # kilns (One Kiln), so the propane kilns' total gain is the loss times P / (P + 1).
+    lost = (base["Dirty Sales Loss"] * base["Dirty Kilns"]).values
+    propane = base["Propane Kilns"].values
+    gained = base["Clean Sales Gain"].values * propane
+    assert lost.max() > 1
+    np.testing.assert_allclose(lost, base["Diverted Sales"].values, rtol=1e-9, atol=1e-12)
+    assert np.all(gained <= lost + 1e-9)
+    assert np.all(gained >= lost * propane / (propane + 1) - 1e-9)
+    assert np.all(lost <= 0.3 * propane + 1e-9)   # Propane Kiln Spare Capacity 0.3 in the base run
 
 
 def test_total_kilns_are_conserved_through_the_flows(juarez):
@@ -271,13 +276,17 @@ def _unguarded_divisions(node, is_safe, found):
         _unguarded_divisions(child, is_safe, found)
 
 
-def test_every_division_is_guarded(juarez_path, limits):
-    """A '/' divides only by a constant whose stated range excludes 0, or by 1 + EXP(...);
-    every other quotient goes through ZIDZ/XIDZ (stocks such as Total Kilns can reach 0)."""
+def test_every_division_is_guarded(juarez, juarez_path, limits):
+    """A '/' divides only by a constant whose stated range excludes 0, or by a sum of positive
+    terms (1 + EXP(...); Propane Kilns + One Kiln: a stock, kept >= 0 by the reality checks, plus
+    a positive definition); every other quotient goes through ZIDZ/XIDZ (stocks such as Total
+    Kilns can reach 0)."""
     from pysd.translators.structures import abstract_expressions as ae
     from pysd.translators.vensim.vensim_file import VensimFile
 
-    positive = {re.sub(r"\s+", "_", n.lower()) for n, (low, _) in limits.items() if low > 0}
+    key = lambda name: re.sub(r"\s+", "_", name.lower())
+    positive = {key(n) for n, (low, _) in limits.items() if low > 0} | {key(n) for n in DEFINITIONS}
+    stocks = {key(n) for n in juarez.names("stock")}
 
     def is_safe(den):
         if isinstance(den, (int, float)):
@@ -285,10 +294,15 @@ def test_every_division_is_guarded(juarez_path, limits):
         if isinstance(den, ae.ReferenceStructure):
             return den.reference in positive
         if isinstance(den, ae.ArithmeticStructure) and set(den.operators) == {"+"}:
-            exp = [a for a in den.arguments if isinstance(a, ae.CallStructure)
-                   and getattr(a.function, "reference", "") == "exp"]
-            literals = [a for a in den.arguments if isinstance(a, (int, float))]
-            return len(exp) + len(literals) == len(den.arguments) and any(x > 0 for x in literals)
+            terms = den.arguments
+            exps = [a for a in terms if isinstance(a, ae.CallStructure)
+                    and getattr(a.function, "reference", "") == "exp"]
+            refs = [a.reference for a in terms if isinstance(a, ae.ReferenceStructure)]
+            literals = [a for a in terms if isinstance(a, (int, float))]
+            nonnegative = (len(exps) + len(refs) + len(literals) == len(terms)
+                           and all(r in stocks | positive for r in refs)
+                           and all(x >= 0 for x in literals))
+            return nonnegative and (any(x > 0 for x in literals) or any(r in positive for r in refs))
         return False
 
     vensim = VensimFile(str(juarez_path))
