@@ -141,7 +141,8 @@ def test_base_run_meets_every_documented_outcome(juarez, base):
 def test_scenarios_run_and_move_the_share_the_expected_way(juarez, base):
     scenarios = load_toml(SCENARIOS)
     assert {"baseline", "subsidy_kept", "no_fuel_shock", "no_boycott", "no_training",
-            "boycott_enforced", "enforcement_only", "programme_never_ends"} <= set(scenarios)
+            "boycott_enforced", "programme_never_ends", "command_and_control", "incentives_only",
+            "information_only", "incentives_information", "incentives_withdrawn"} <= set(scenarios)
     runs = {name: run(juarez, sc, variables=["Propane Share"])["Propane Share"]
             for name, sc in scenarios.items()}
     late = {name: float(s.sel(time=slice(1996, 2000)).mean()) for name, s in runs.items()}
@@ -149,8 +150,9 @@ def test_scenarios_run_and_move_the_share_the_expected_way(juarez, base):
     assert late["subsidy_kept"] > late["baseline"] + 0.5       # keeping the incentives keeps propane
     assert peak["no_training"] < peak["baseline"] / 2          # information matters
     assert peak["no_boycott"] < peak["baseline"]
-    assert peak["enforcement_only"] < 0.02                     # command and control alone fails (§6)
-    assert late["incentives_withdrawn_1992"] < 0.02 < peak["incentives_withdrawn_1992"]  # reversal
+    assert peak["command_and_control"] < 0.02                  # command and control alone fails (§6)
+    assert peak["incentives_information"] > 10 * peak["command_and_control"]  # incentives + information
+    assert late["incentives_withdrawn"] < 0.01 < peak["incentives_withdrawn"]  # withdrawal reverses
     np.testing.assert_allclose(runs["baseline"].values, base["Propane Share"].values, rtol=0, atol=0)
 
 
