@@ -45,9 +45,10 @@ def limits(juarez):
 
 
 def _fast(juarez, constants: dict | None = None, variables=None, **time):
-    """One fast-engine run of the model with ``constants`` changed."""
+    """One fast-engine run of the model with ``constants`` (and time settings) changed."""
     frame = pd.DataFrame([constants or {}], index=[0])
-    return sd.run_many(juarez, frame, variables=variables, time=time or None).isel(run=0)
+    return sd.run_many(juarez, frame, scenario=sd.Scenario(time=time), variables=variables,
+                       engine="fast").isel(run=0)
 
 
 def _share(ds, year):
@@ -131,8 +132,8 @@ def test_base_run_meets_every_documented_outcome(juarez, base):
     kiln profit, dirty fuels at night)."""
     targets = outcomes.check_against(outcomes.load(TARGETS), juarez, 1985, 2000)
     assert len(targets) >= 13
-    series = {v: base[v].values[None, :] for v in outcomes.variables(targets)}
-    residuals, simulated = outcomes.evaluate(targets, base["time"].values, series)
+    batch = base[outcomes.variables(targets)].expand_dims(run=[0])
+    residuals, simulated = outcomes.evaluate(targets, batch)
     met = outcomes.met(targets, residuals[0])
     missed = [f"{t.describe()}: {s:g}" for t, s, ok in zip(targets, simulated[0], met) if not ok]
     assert not missed, missed
