@@ -29,7 +29,7 @@ def juarez():
 
 def _scenarios(n):
     return [Scenario(name=f"s{i}", constants={"Fuel Shock Size": 0.1 * i,
-                                               "Subsidy End Year": 1991 + 0.5 * i})
+                                               "Liberalisation Year": 1991 + 0.5 * i})
             for i in range(n)]
 
 
