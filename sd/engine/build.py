@@ -198,7 +198,9 @@ def _controls(ir: ModelIR, comp: Compiler) -> tuple:
         ctx = Ctx(var, 0, {}, "init", set(), var.name)
         code, _ = comp.emit(var.flat[0][0].ast, ctx)
         if ctx.timed:
-            raise UnsupportedModel(f"time-dependent control variable {var.name!r}")
+            raise UnsupportedModel(f"control variable {var.name!r} depends on Time (sd "
+                                   "refuses time settings that change during a run on every "
+                                   "engine: sd.model.timing)")
         for d in sorted(ctx.deps, key=len, reverse=True):
             code = code.replace(d, comp.nodes[d].init)
         codes.append(code)
