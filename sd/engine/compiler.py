@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pysd.translators.structures.abstract_expressions as ae
 
+from ..model.structure import walk as _walk
 from . import macros, vectors
 from .external import Externals
 from .runtime import TABLE_MODES
@@ -574,22 +575,6 @@ def _literal(ast, local, lens, where):
             flat = flat * n + i
         return float(ast.ravel()[flat])
     return float(ast)
-
-
-def _children(ast):
-    if isinstance(ast, ae.AbstractSyntax):
-        for f in ast.__dataclass_fields__:
-            v = getattr(ast, f)
-            if isinstance(v, (list, tuple)):
-                yield from v
-            else:
-                yield v
-
-
-def _walk(ast):
-    yield ast
-    for c in _children(ast):
-        yield from _walk(c)
 
 
 def _has_active_initial(ast) -> bool:

@@ -107,12 +107,6 @@ class Externals:
         return (np.asarray(da["lookup_dim"].values, dtype=float),
                 np.asarray(_at(da, var, slot), dtype=float))
 
-    def _read(self, var, kind: str):
-        key = (var.name, kind)
-        if key not in self._data:
-            self._data[key] = getattr(self, f"_read_{kind}")(var)
-        return self._data[key]
-
     def _parts(self, var, structure):
         """(component, coords) of every component of ``var`` read from a file,
         coords named by the variable's dimensions as PySD's builder does."""
@@ -129,60 +123,45 @@ class Externals:
     def _final(self, var) -> dict:
         return {d: list(c) for d, c in zip(var.dims, var.coords)}
 
-    def _read_constants(self, var):
-        from pysd.py_backend.external import ExtConstant
+    def _read(self, var, kind: str):
+        key = (var.name, kind)
+        if key not in self._data:
+            self._data[key] = self._build(var, kind)
+        return self._data[key]
+
+    def _build(self, var, kind: str):
+        """One PySD reader for all the components of ``var`` read from files
+        (created by the first, ``add``-ed to by the others, as PySD's builder
+        writes it), initialised once."""
         import pysd.translators.structures.abstract_expressions as ae
+        from pysd.py_backend.external import ExtConstant, ExtData, ExtLookup
 
-        ext = None
-        with _reading("GET XLS/DIRECT CONSTANTS", var.name):
-            for comp, coords in self._parts(var, ae.GetConstantsStructure):
-                a = comp.ast
-                path = _file(self.ir, a.file)
-                if ext is None:
-                    ext = ExtConstant(path, a.tab, a.cell, coords, Path(path).parent,
-                                      self._final(var), "external_constants")
-                else:
-                    ext.add(path, a.tab, a.cell, coords)
-            ext.initialize()
-        return ext.data
-
-    def _read_data(self, var):
-        from pysd.py_backend.external import ExtData
-        import pysd.translators.structures.abstract_expressions as ae
-
+        cls, structure = {"constants": (ExtConstant, ae.GetConstantsStructure),
+                          "data": (ExtData, ae.GetDataStructure),
+                          "lookups": (ExtLookup, ae.GetLookupsStructure)}[kind]
         ext, mode = None, None
-        with _reading("GET XLS/DIRECT DATA", var.name):
-            for comp, coords in self._parts(var, ae.GetDataStructure):
+        with _reading(f"GET XLS/DIRECT {kind.upper()}", var.name):
+            for comp, coords in self._parts(var, structure):
                 a = comp.ast
                 path = _file(self.ir, a.file)
-                keyword = getattr(comp, "keyword", None)
-                if keyword not in DATA_MODES:
-                    raise UnsupportedModel(f"data keyword {keyword!r} in {var.name!r}")
-                mode = DATA_MODES[keyword]
-                if ext is None:
-                    ext = ExtData(path, a.tab, a.time_row_or_col, a.cell, keyword, coords,
-                                  Path(path).parent, self._final(var), "external_data")
+                where = [path, a.tab]
+                if kind == "data":
+                    keyword = getattr(comp, "keyword", None)
+                    if keyword not in DATA_MODES:
+                        raise UnsupportedModel(f"data keyword {keyword!r} in {var.name!r}")
+                    mode = DATA_MODES[keyword]
+                    where += [a.time_row_or_col, a.cell, keyword]
+                elif kind == "lookups":
+                    where += [a.x_row_or_col, a.cell]
                 else:
-                    ext.add(path, a.tab, a.time_row_or_col, a.cell, keyword, coords)
-            ext.initialize()
-        return ext.data, mode
-
-    def _read_lookups(self, var):
-        from pysd.py_backend.external import ExtLookup
-        import pysd.translators.structures.abstract_expressions as ae
-
-        ext = None
-        with _reading("GET XLS/DIRECT LOOKUPS", var.name):
-            for comp, coords in self._parts(var, ae.GetLookupsStructure):
-                a = comp.ast
-                path = _file(self.ir, a.file)
+                    where += [a.cell]
                 if ext is None:
-                    ext = ExtLookup(path, a.tab, a.x_row_or_col, a.cell, coords,
-                                    Path(path).parent, self._final(var), "external_lookups")
+                    ext = cls(*where, coords, Path(path).parent, self._final(var),
+                              f"external_{kind}")
                 else:
-                    ext.add(path, a.tab, a.x_row_or_col, a.cell, coords)
+                    ext.add(*where, coords)
             ext.initialize()
-        return ext.data
+        return (ext.data, mode) if kind == "data" else ext.data
 
 
 def _components(var):

@@ -136,12 +136,12 @@ def _inv(flat, n):
     return out.reshape(n * n)
 
 
-def _alloc_priority(request, priority, width, supply):
-    """ALLOCATE BY PRIORITY along one vector
-    (``allocation._allocate_by_priority_1d``)."""
-    request, priority = np.array(request), np.array(priority)
+def _trivial(request, supply, invalid):
+    """PySD's checks and short cuts shared by both allocations: NaN where it
+    raises (a negative request or supply, an invalid argument), the requests
+    when the supply covers them, zeros when there is none; else None."""
     n = request.shape[0]
-    bad = width <= 0 or supply < 0 or supply != supply
+    bad = invalid or supply < 0 or supply != supply
     for i in range(n):
         if request[i] < 0:
             bad = True
@@ -151,6 +151,17 @@ def _alloc_priority(request, priority, width, supply):
         return request.copy()
     if supply == 0:
         return np.zeros(n)
+    return None
+
+
+def _alloc_priority(request, priority, width, supply):
+    """ALLOCATE BY PRIORITY along one vector
+    (``allocation._allocate_by_priority_1d``)."""
+    request, priority = np.array(request), np.array(priority)
+    n = request.shape[0]
+    early = _trivial(request, supply, width <= 0)
+    if early is not None:
+        return early
     keep = request != 0
     req = request[keep]
     pri = priority[keep]
@@ -233,16 +244,9 @@ def _alloc_available(request, pp, nprof, avail):
     ``pp`` holds the profiles row-major (ptype, ppriority, pwidth, pextra)."""
     request, pp = np.array(request), np.array(pp)
     n = request.shape[0]
-    bad = avail < 0 or avail != avail or nprof != 4
-    for i in range(n):
-        if request[i] < 0:
-            bad = True
-    if bad:
-        return np.full(n, NAN)
-    if avail >= np.sum(request):
-        return request.copy()
-    if avail == 0:
-        return np.zeros(n)
+    early = _trivial(request, avail, nprof != 4)
+    if early is not None:
+        return early
     lo, hi = np.inf, -np.inf
     for i in range(n):
         ptype, prio, width = pp[i * 4], pp[i * 4 + 1], pp[i * 4 + 2]
@@ -278,7 +282,7 @@ def _alloc_available(request, pp, nprof, avail):
 VECTOR_HELPERS = {"_vselect": 2, "_vsort": 1, "_vrank": 1, "_pick": 1, "_inv": 1,
                   "_alloc_priority": 2, "_alloc_available": 2}
 #: scalar helpers the vector helpers call (compiled first for numba)
-INNER = ("_demand",)
+INNER = ("_demand", "_trivial")
 
 
 def numba_helpers(njit) -> dict:

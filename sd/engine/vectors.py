@@ -272,40 +272,50 @@ def _invert_matrix(comp, args, ctx) -> str:
     return f"{node}[{i * n + j}]"
 
 
+def _allocation(comp, ast, ctx, what, args, extra=()):
+    """The dimension an allocation works along (the request's last) and the
+    elements the slot binds for every other dimension of its arguments
+    (``extra`` dimensions are iterated inside, like the last one)."""
+    _check_args(args, ctx.where)
+    dims = arg_dims(comp, args[0], ctx.binding)
+    if not dims:
+        raise UnsupportedModel(f"{what} of a request without subscripts in {ctx.where!r}")
+    last = dims[-1]
+    every = []
+    for a in args:
+        every += [d for d in arg_dims(comp, a, ctx.binding) if d not in every]
+    lead = [d for d in every if d != last and d not in extra]
+    return last, dict(zip(lead, _bound(comp, lead, ctx)))
+
+
+def _allocated(comp, ast, ctx, kind, last, fixed, scalars, build_vectors) -> str:
+    """The slot's element of the shared allocation node ``kind(vectors...,
+    scalars...)``; the scalars take the slot's bound elements."""
+    def build(iso):
+        vectors = build_vectors(iso)
+        fctx = _sub(comp, iso, fixed)
+        rest = [comp.fl(a, fctx) for a in scalars]
+        iso.timed |= fctx.timed
+        return f"{kind}({', '.join(vectors + rest)})"
+    node = _shared(comp, (kind, id(ast), id(ctx.scope), tuple(fixed.items())), ctx, build)
+    i = _elements(comp, last).index(comp.ir._bind(last, ctx.binding, ctx.where))
+    return f"{node}[{i}]"
+
+
 def allocate_by_priority(comp, ast, ctx) -> str:
     """ALLOCATE BY PRIORITY(request, priority, size, width, supply): along the
     request's last dimension; width and supply take the other dimensions."""
-    _check_args([ast.request, ast.priority, ast.width, ast.supply], ctx.where)
-    dims = arg_dims(comp, ast.request, ctx.binding)
-    if not dims:
-        raise UnsupportedModel(f"ALLOCATE BY PRIORITY of a request without subscripts "
-                               f"in {ctx.where!r}")
-    last = dims[-1]
-    every = []
-    for a in (ast.request, ast.priority, ast.width, ast.supply):
-        every += [d for d in arg_dims(comp, a, ctx.binding) if d not in every]
-    lead = [d for d in every if d != last]
-    fixed = dict(zip(lead, _bound(comp, lead, ctx)))
-
-    def build(iso):
-        req = _codes(comp, ast.request, iso, [last], fixed)
-        prio = _codes(comp, ast.priority, iso, [last], fixed)
-        fctx = _sub(comp, iso, fixed)
-        width, supply = comp.fl(ast.width, fctx), comp.fl(ast.supply, fctx)
-        iso.timed |= fctx.timed
-        return (f"_alloc_priority({_array(comp, req)}, {_array(comp, prio)}, {width}, "
-                f"{supply})")
-    node = _shared(comp, ("allocate_by_priority", id(ast), id(ctx.scope),
-                          tuple(fixed.items())), ctx, build)
-    i = _elements(comp, last).index(comp.ir._bind(last, ctx.binding, ctx.where))
-    return f"{node}[{i}]"
+    last, fixed = _allocation(comp, ast, ctx, "ALLOCATE BY PRIORITY",
+                              [ast.request, ast.priority, ast.width, ast.supply])
+    return _allocated(comp, ast, ctx, "_alloc_priority", last, fixed, [ast.width, ast.supply],
+                      lambda iso: [_array(comp, _codes(comp, a, iso, [last], fixed))
+                                   for a in (ast.request, ast.priority)])
 
 
 def allocate_available(comp, ast, ctx) -> str:
     """ALLOCATE AVAILABLE(request, pp, avail): the priority profile's last
     subscript stands for the whole profile range (PySD replaces it with the
     profile variable's last dimension)."""
-    _check_args([ast.request, ast.pp, ast.avail], ctx.where)
     pp = ast.pp
     pvar = comp.ir.vars.get(pp.reference) if isinstance(pp, ae.ReferenceStructure) else None
     if pvar is None or not pvar.dims or not pp.subscripts:
@@ -314,28 +324,9 @@ def allocate_available(comp, ast, ctx) -> str:
     profile = pvar.dims[-1]
     subs = list(pp.subscripts.subscripts[:-1]) + [profile]
     pp = ae.ReferenceStructure(pp.reference, ae.SubscriptsReferenceStructure(tuple(subs)))
-    dims = arg_dims(comp, ast.request, ctx.binding)
-    if not dims:
-        raise UnsupportedModel(f"ALLOCATE AVAILABLE of a request without subscripts "
-                               f"in {ctx.where!r}")
-    last = dims[-1]
-    every = []
-    for a in (ast.request, pp, ast.avail):
-        every += [d for d in arg_dims(comp, a, ctx.binding) if d not in every]
-    lead = [d for d in every if d not in (last, profile)]
-    fixed = dict(zip(lead, _bound(comp, lead, ctx)))
-
-    def build(iso):
-        req = _codes(comp, ast.request, iso, [last], fixed)
-        prof = _codes(comp, pp, iso, [last, profile], fixed)
-        fctx = _sub(comp, iso, fixed)
-        avail = comp.fl(ast.avail, fctx)
-        iso.timed |= fctx.timed
-        return (f"_alloc_available({_array(comp, req)}, {_array(comp, prof)}, "
-                f"{len(_elements(comp, profile))}, {avail})")
-    node = _shared(comp, ("allocate_available", id(ast), id(ctx.scope), tuple(fixed.items())),
-                   ctx, build)
-    i = _elements(comp, last).index(comp.ir._bind(last, ctx.binding, ctx.where))
-    return f"{node}[{i}]"
-
-
+    last, fixed = _allocation(comp, ast, ctx, "ALLOCATE AVAILABLE",
+                              [ast.request, pp, ast.avail], extra=(profile,))
+    size = len(_elements(comp, profile))
+    return _allocated(comp, ast, ctx, "_alloc_available", last, fixed, [size, ast.avail],
+                      lambda iso: [_array(comp, _codes(comp, ast.request, iso, [last], fixed)),
+                                   _array(comp, _codes(comp, pp, iso, [last, profile], fixed))])
