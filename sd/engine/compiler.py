@@ -421,8 +421,8 @@ class Compiler:
         return out
 
     def _lookup_code(self, table: int, x: str) -> str:
-        helper = TABLE_MODES[self.table_modes[table]]
-        return f"{helper}(LX, LY, LO[{table}], LN[{table}], {x})"
+        helper, extra = TABLE_MODES[self.table_modes[table]]
+        return f"{helper}(LX, LY, LO[{table}], LN[{table}], {x}{extra})"
 
     # -- statefuls -------------------------------------------------------
     def _stateful(self, kind: str, ast, ctx) -> str:

@@ -144,9 +144,10 @@ def _lookup(LX, LY, off, n, x):
     return slope * (x - LX[lo]) + LY[lo]
 
 
-def _hold(LX, LY, off, n, x):
-    # a data variable's HOLD BACKWARD (xarray sel method="pad") and a
-    # lookup's hold_backward: the last point at or before x, ends held
+def _held(LX, LY, off, n, x, forward):
+    # a data variable's HOLD BACKWARD (xarray sel method="pad": the last point
+    # at or before x) or LOOK FORWARD (method="backfill": the first at or
+    # after x), and a lookup's hold_backward; ends held
     if x <= LX[off]:
         return LY[off]
     last = off + n - 1
@@ -155,28 +156,11 @@ def _hold(LX, LY, off, n, x):
     lo, hi = off, last
     while hi - lo > 1:
         mid = (lo + hi) >> 1
-        if LX[mid] <= x:
+        if LX[mid] < x or (LX[mid] == x and not forward):
             lo = mid
         else:
             hi = mid
-    return LY[lo]
-
-
-def _forward(LX, LY, off, n, x):
-    # LOOK FORWARD (sel method="backfill"): the first point at or after x
-    if x <= LX[off]:
-        return LY[off]
-    last = off + n - 1
-    if x >= LX[last]:
-        return LY[last]
-    lo, hi = off, last
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if LX[mid] < x:
-            lo = mid
-        else:
-            hi = mid
-    return LY[hi]
+    return LY[hi] if forward else LY[lo]
 
 
 def _raw(LX, LY, off, n, x):
@@ -202,26 +186,13 @@ def _extrapolate(LX, LY, off, n, x):
     if n > 1 and x < LX[off]:
         k = (LY[off + 1] - LY[off]) / (LX[off + 1] - LX[off])
         return LY[off] + k * (x - LX[off])
-    if x <= LX[off]:
-        return LY[off]
-    if x >= LX[last]:
-        return LY[last]
-    lo, hi = off, last
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if LX[mid] <= x:
-            lo = mid
-        else:
-            hi = mid
-    if LX[lo] == x:
-        return LY[lo]
-    slope = (LY[hi] - LY[lo]) / (LX[hi] - LX[lo])
-    return slope * (x - LX[lo]) + LY[lo]
+    return _lookup(LX, LY, off, n, x)
 
 
 #: How a table is read (PySD's lookup types and data keywords) -> helper.
-TABLE_MODES = {"interpolate": "_lookup", "hold_backward": "_hold", "look_forward": "_forward",
-               "raw": "_raw", "extrapolate": "_extrapolate"}
+TABLE_MODES = {"interpolate": ("_lookup", ""), "hold_backward": ("_held", ", 0.0"),
+               "look_forward": ("_held", ", 1.0"), "raw": ("_raw", ""),
+               "extrapolate": ("_extrapolate", "")}
 
 
 # -- stateful updates (keep loops out of the big generated function: numba's
@@ -264,8 +235,8 @@ def _delay_order(order, dt, mindelay):
 
 SCALAR = ("_smooth_step", "_delay_step", "_delayn_step", "_delay_order",
           "_min", "_max", "_pow", "_log", "_integer", "_quantum", "_modulo", "_xidz",
-          "_zidz", "_step", "_ramp", "_pulse", "_pulse_train", "_lookup", "_hold", "_forward",
-          "_raw", "_extrapolate")
+          "_zidz", "_step", "_ramp", "_pulse", "_pulse_train", "_lookup", "_held", "_raw",
+          "_extrapolate")
 
 
 def numba_helpers() -> dict:
@@ -277,7 +248,9 @@ def numba_helpers() -> dict:
     if not _NUMBA:
         g = globals()
         for name in SCALAR:
-            _NUMBA[name] = numba.njit(cache=True, nogil=True)(g[name])
+            # rebound here, so a helper calling another (``_extrapolate`` ->
+            # ``_lookup``) calls the compiled one when numba compiles it
+            g[name] = _NUMBA[name] = numba.njit(cache=True, nogil=True)(g[name])
         _NUMBA.update(vector_runtime.numba_helpers(numba.njit(cache=True, nogil=True)))
     return dict(_NUMBA)
 
@@ -353,8 +326,9 @@ NUMPY = {
     "_ramp": lambda t, dt, s, a, f: (1.0 * (t + SMALL_VENSIM > a)) * s * (np.minimum(f, t) - a),
     "_pulse": lambda t, dt, a, w: 1.0 * ((a - SMALL_VENSIM <= t) & (t < a + w)),
     "_pulse_train": _np_pulse_train, "_lookup": _np_lookup,
-    "_hold": _np_table(_hold), "_forward": _np_table(_forward), "_raw": _np_table(_raw),
-    "_extrapolate": _np_table(_extrapolate),
+    "_held": lambda LX, LY, off, n, x, f: _np_table(
+        lambda *a: _held(*a, f))(LX, LY, off, n, x),
+    "_raw": _np_table(_raw), "_extrapolate": _np_table(_extrapolate),
 }
 
 

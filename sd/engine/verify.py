@@ -29,7 +29,7 @@ _LOCAL = re.compile(r"\A(dt|nt|N|t|r|k|j|si|c|row|[Kvma]\d+(_\d+)?|[osnpLx]\d+|t
 _HELPERS = frozenset({
     "_smooth_step", "_delay_step", "_delayn_step", "_delay_order", "_min", "_max", "_pow",
     "_log", "_integer", "_quantum", "_modulo", "_xidz", "_zidz", "_step", "_ramp", "_pulse",
-    "_pulse_train", "_lookup", "_hold", "_forward", "_raw", "_extrapolate", "_uniform_int",
+    "_pulse_train", "_lookup", "_held", "_raw", "_extrapolate", "_uniform_int",
     "range", "int", "max",
     # vector functions (sd.engine.vector_runtime)
     "_vselect", "_vsort", "_vrank", "_pick", "_inv", "_alloc_priority", "_alloc_available",
