@@ -15,8 +15,9 @@ unless it is on :data:`PYSD_CANNOT_RUN` with the reason.
 """
 from __future__ import annotations
 
-import os
 import functools
+import importlib.util
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -140,7 +141,10 @@ def assert_agree(ds, frame: pd.DataFrame, run=0, scaled_atol=0.0) -> None:
 #: numpy back end (no JIT: compiling ~100 models with numba costs ~1 s each,
 #: over the 3-minute budget); the two back ends share the generated
 #: expressions and differ only in helpers, IF THEN ELSE and state arrays, so
-#: this subset covers every numba helper and stateful kind.
+#: this subset covers every stateful kind and the allocations; the other
+#: vector helpers are checked on ``tests/data/vectors.mdl``, macros on
+#: ``tests/data/macros.mdl`` and the table readers by
+#: ``test_table_readers_match_pysd``.
 NUMBA_CASES = (
     "abs", "active_initial", "builtin_max", "builtin_min", "delay_fixed", "delays",
     "exp", "forecast", "if_stmt", "initial_function", "input_functions", "ln", "log",
@@ -225,6 +229,45 @@ def test_vector_functions_on_both_back_ends(tmp_path):
     frame = _agree_on_both_back_ends("vectors.mdl", tmp_path)
     order = frame[[f"order[i{i}]" for i in range(1, 5)]].to_numpy()
     assert not (order[0] == order[-1]).all()       # the order changes during the run
+
+
+@pytest.mark.parametrize("mode", ["interpolate", "hold_backward", "look_forward", "raw",
+                                  "extrapolate"])
+def test_table_readers_match_pysd(mode):
+    """Each way of reading a lookup or data series (PySD's lookup types and
+    data keywords) against PySD's own objects, at the points, between them
+    and beyond both ends, on both back ends (exact: same arithmetic)."""
+    import xarray as xr
+    from pysd.py_backend.data import Data
+    from pysd.py_backend.lookups import HardcodedLookups
+    from sd.engine import runtime
+
+    xs, ys = np.array([0.0, 1.0, 2.5, 4.0]), np.array([3.0, -1.0, 2.0, 7.5])
+    probes = np.array([-2.0, 0.0, 0.4, 1.0, 2.0, 2.5, 3.9, 4.0, 6.0])
+    if mode in ("interpolate", "hold_backward", "extrapolate"):
+        ref = HardcodedLookups(list(xs), list(ys), {}, mode, {}, "table")
+        ref.initialize()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")     # PySD warns when it extrapolates
+            want = [ref(x) for x in probes]
+    if mode in ("look_forward", "raw") or mode == "hold_backward":
+        ref = Data()
+        ref.data = xr.DataArray(ys, {"time": xs}, ["time"])
+        ref.interp, ref.is_float, ref.py_name, ref.nan = mode, True, "table", np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data_want = [ref(x) for x in probes]
+        if mode == "hold_backward":     # lookups and data read it the same way
+            assert np.array_equal(want, data_want)
+        want = data_want
+    helper, extra = runtime.TABLE_MODES[mode]
+    args = [float(extra.strip(", "))] if extra else []
+    LX, LY = xs.copy(), ys.copy()
+    numpy_got = runtime.NUMPY[helper](LX, LY, 0, len(xs), probes, *args)
+    np.testing.assert_array_equal(numpy_got, want)
+    if importlib.util.find_spec("numba"):
+        fn = runtime.numba_helpers()[helper]
+        np.testing.assert_array_equal([fn(LX, LY, 0, len(xs), x, *args) for x in probes], want)
 
 
 def test_test_models_present():
