@@ -104,6 +104,7 @@ class Compiler:
         for cname, var in ir.vars.items():
             if var.kind != "lookup":
                 self._add_var(cname, var)
+        self.externals.close()
         self._mark_const()
 
     def node_name(self, cname: str, slot: int) -> str:

@@ -90,6 +90,13 @@ class Externals:
         self.ir = ir
         self._data: dict = {}
 
+    def close(self) -> None:
+        """Drop the spreadsheets PySD's reader keeps in memory (process-wide)."""
+        if self._data:
+            from pysd.py_backend.external import Excels
+
+            Excels.clean()
+
     def constant(self, var, slot: int) -> float:
         """Value of one slot defined by GET XLS/DIRECT CONSTANTS."""
         da = self._read(var, "constants")
