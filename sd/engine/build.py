@@ -188,7 +188,7 @@ def _controls(ir: ModelIR, comp: Compiler) -> tuple:
     """Code of each control value (numbers or expressions of constants and
     other control values, e.g. SAVEPER = TIME STEP, which then follows a
     TIME STEP override as in PySD)."""
-    from .compiler import Ctx
+    from .nodes import Ctx
 
     codes = []
     for cname in CONTROL:

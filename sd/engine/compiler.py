@@ -12,12 +12,12 @@ a time) and ``mode="numpy"`` (arrays over the run axis).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pysd.translators.structures.abstract_expressions as ae
 
-from ..model.structure import walk as _walk
+from .nodes import (STATEFUL_KINDS as _STATEFUL_KINDS, Ctx, Node, Stateful,
+                    as_float as _as_float, has_active_initial as _has_active_initial,
+                    num as _num, walk as _walk)
 from . import macros, vectors
 from .external import Externals
 from .runtime import TABLE_MODES
@@ -39,46 +39,6 @@ TIMED = {"step": ("_step", 2), "ramp": ("_ramp", 3), "pulse": ("_pulse", 2),
          "pulse_train": ("_pulse_train", 4)}
 VECTOR = {"sum": "+", "prod": "*", "vmin": "_min", "vmax": "_max"}
 OPS = {"=": "==", "<>": "!=", "^": "**"}
-
-
-@dataclass
-class Node:
-    """One scalar value per run: a variable slot or a stateful's output."""
-
-    name: str
-    dyn: str                     # code of the value during the run
-    init: str                    # code during initialisation (ACTIVE INITIAL)
-    deps_dyn: set
-    deps_init: set
-    timed: bool = False
-    stateful: int | None = None  # index of the stateful whose output it is
-    const: bool = False
-
-
-@dataclass
-class Stateful:
-    """A stateful object (INTEG, SMOOTH, DELAY, ...) of one slot."""
-
-    k: int
-    kind: str
-    where: str
-    args: dict = field(default_factory=dict)    # name -> code
-    deps_init: set = field(default_factory=set)
-    order: str = "1"                            # code of the (max) order
-    group: list = field(default_factory=list)   # delay-time codes of sibling slots
-    deps_dyn: set = field(default_factory=set)
-
-
-@dataclass
-class Ctx:
-    var: Var
-    slot: int
-    binding: dict
-    phase: str                   # "init" or "dyn"
-    deps: set
-    where: str
-    timed: bool = False
-    scope: object = None         # the macro instance being expanded, if any
 
 
 class Compiler:
@@ -539,28 +499,6 @@ class Compiler:
         return codes
 
 
-_STATEFUL_KINDS = {
-    ae.IntegStructure: "integ", ae.SmoothStructure: "smooth",
-    ae.SmoothNStructure: "smooth_n", ae.DelayStructure: "delay",
-    ae.DelayNStructure: "delay_n", ae.DelayFixedStructure: "delay_fixed",
-    ae.TrendStructure: "trend", ae.ForecastStructure: "forecast",
-    ae.SampleIfTrueStructure: "sample_if_true", ae.InitialStructure: "initial",
-}
-
-
-def _num(x) -> str:
-    x = float(x)
-    if np.isnan(x):
-        return "np.nan"
-    if np.isinf(x):
-        return "np.inf" if x > 0 else "(-np.inf)"
-    return repr(x)
-
-
-def _as_float(code: str, isbool: bool) -> str:
-    return f"(1.0 * {code})" if isbool else code
-
-
 def _literal(ast, local, lens, where):
     """Value of one element of a literal constant. PySD's arrays drop the
     positions fixed to one element and may come flattened (tabbed arrays),
@@ -576,11 +514,6 @@ def _literal(ast, local, lens, where):
             flat = flat * n + i
         return float(ast.ravel()[flat])
     return float(ast)
-
-
-def _has_active_initial(ast) -> bool:
-    return any(isinstance(n, ae.CallStructure) and n.function.reference == "active_initial"
-               for n in _walk(ast))
 
 
 def _subscripts_in(ast):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SdInputError
-from .model_ir import UnsupportedModel
+from .common import UnsupportedModel
 
 #: PySD's interpolation keywords of data variables -> the engine's table modes.
 DATA_MODES = {None: "interpolate", "interpolate": "interpolate", "raw": "raw",

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .model_ir import UnsupportedModel, clean
+from .common import UnsupportedModel, clean
+from .nodes import Ctx, Node, as_float, has_active_initial, num
 
 #: Deepest nesting of macro calls (a macro calling itself never ends).
 MAX_DEPTH = 20
@@ -111,8 +112,6 @@ def reference(comp, ast, ctx) -> str:
 def _build(comp, inst) -> None:
     """Nodes of every argument (in the caller) and macro variable (in the
     instance), named first so that references between them need no order."""
-    from .compiler import Ctx, Node, _as_float, _has_active_initial, _num
-
     k = inst.k
     for j, p in enumerate(inst.macro.params):
         inst.argnodes[p] = f"a{k}_{j}"
@@ -124,13 +123,13 @@ def _build(comp, inst) -> None:
     def node(name, ast, make_ctx):
         dctx = make_ctx("dyn")
         dyn, isb = comp.emit(ast, dctx)
-        if _has_active_initial(ast):
+        if has_active_initial(ast):
             ictx = make_ctx("init")
             init, ib = comp.emit(ast, ictx)
-            init, ideps, itimed = _as_float(init, ib), ictx.deps, ictx.timed
+            init, ideps, itimed = as_float(init, ib), ictx.deps, ictx.timed
         else:
-            init, ideps, itimed = _as_float(dyn, isb), set(dctx.deps), dctx.timed
-        comp.nodes[name] = Node(name, _as_float(dyn, isb), init, dctx.deps, ideps,
+            init, ideps, itimed = as_float(dyn, isb), set(dctx.deps), dctx.timed
+        comp.nodes[name] = Node(name, as_float(dyn, isb), init, dctx.deps, ideps,
                                 timed=dctx.timed or itimed)
         comp.labels[name] = label
 
@@ -144,7 +143,7 @@ def _build(comp, inst) -> None:
         if var.literal:
             if not isinstance(comp_.ast, (int, float)):
                 raise UnsupportedModel(f"GET XLS/DIRECT CONSTANTS in macro {inst.macro.name}")
-            code = _num(comp_.ast)
+            code = num(comp_.ast)
             comp.nodes[name] = Node(name, code, code, set(), set(), const=True)
             comp.labels[name] = label
             continue

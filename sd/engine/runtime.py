@@ -337,7 +337,7 @@ def uniform_int(values, what: str) -> int:
     every run of a vectorised batch; the numba back end has no such limit."""
     arr = np.unique(np.asarray(values, dtype=float))
     if len(arr) != 1:
-        from .model_ir import UnsupportedModel
+        from .common import UnsupportedModel
 
         raise UnsupportedModel(f"{what} differs between runs (numpy back end)")
     return int(arr[0])

@@ -20,7 +20,8 @@ import itertools
 
 import pysd.translators.structures.abstract_expressions as ae
 
-from .model_ir import UnsupportedModel, clean
+from .common import UnsupportedModel, clean
+from .nodes import STATEFUL_KINDS, Ctx, Node, walk
 
 #: Vensim function (clean name) -> handler name in this module.
 FUNCTIONS = ("vector_select", "vector_sort_order", "vector_rank", "vector_reorder",
@@ -102,19 +103,15 @@ def _combos(comp, dims):
 
 
 def _check_args(args, where) -> None:
-    from .compiler import _STATEFUL_KINDS, _walk
-
     for a in args:
-        for n in _walk(a):
-            if type(n) in _STATEFUL_KINDS or (isinstance(n, ae.CallStructure)
+        for n in walk(a):
+            if type(n) in STATEFUL_KINDS or (isinstance(n, ae.CallStructure)
                                                and n.function.reference == "active_initial"):
                 raise UnsupportedModel(f"stateful function inside a vector function's "
                                        f"argument in {where!r}")
 
 
 def _sub(comp, ctx, extra):
-    from .compiler import Ctx
-
     c = Ctx(ctx.var, ctx.slot, {**ctx.binding, **extra}, ctx.phase, ctx.deps, ctx.where,
             scope=ctx.scope)
     return c
@@ -148,8 +145,6 @@ def _shared(comp, key, ctx, build) -> str:
     """One array-valued node per (call, bound elements), shared by slots:
     ``build(iso)`` returns its code, emitted in a context ``iso`` that
     collects the node's own dependencies."""
-    from .compiler import Node
-
     name = comp._vector_nodes.get(key)
     if name is None:
         iso = _isolated(comp, ctx)
@@ -166,8 +161,6 @@ def _shared(comp, key, ctx, build) -> str:
 
 def _isolated(comp, ctx):
     """A context collecting its own dependencies (for a shared vector node)."""
-    from .compiler import Ctx
-
     return Ctx(ctx.var, ctx.slot, dict(ctx.binding), ctx.phase, set(), ctx.where,
                scope=ctx.scope)
 
