@@ -82,7 +82,7 @@ def _parse_file(source: Source, mdl: Path):
             warnings.simplefilter("ignore")
             try:
                 vf = VensimFile(mdl, encoding="utf-8")
-                vf.parse()
+                _parse_entries(vf)
                 return vf.get_abstract_model()
             except RecursionError:
                 raise SdInputError(f"{source.path}: an equation is nested too deeply to "
@@ -90,6 +90,21 @@ def _parse_file(source: Source, mdl: Path):
             except Exception as exc:  # parsimonious, PySD and Python errors alike
                 raise SdInputError(_message(source, exc, vf if "vf" in locals() else None)) \
                     from None
+
+
+def _parse_entries(vf) -> None:
+    """``vf.parse()``, reusing the entries this process parsed before
+    (:mod:`sd.model.reparse`); PySD's own parse, with its errors, whenever
+    that does not go through."""
+    from .reparse import parse_sections
+
+    vf.parse(parse_all=False)
+    try:
+        done = parse_sections(vf)
+    except Exception:  # noqa: BLE001 - PySD's parse below reports the error
+        done = False
+    if not done:
+        vf.parse()
 
 
 def _message(source: Source, exc: Exception, vf) -> str:
