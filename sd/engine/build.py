@@ -27,10 +27,8 @@ import numpy as np
 
 from ..errors import canon
 from ..model import cache
-from . import runtime
-from .codegen import generate
-from .compiler import Compiler
-from .model_ir import CONTROL, ModelIR, UnsupportedModel
+from . import artefact as artefacts, runtime
+from .model_ir import CONTROL, UnsupportedModel
 from .verify import NUMBA_HEADER, NUMBA_DECORATOR, verify_expression, verify_source
 
 _HERE = Path(__file__).parent
@@ -48,11 +46,10 @@ _MEMO: dict = {}
 
 
 def _numba_available() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    # found, not imported: importing numba costs ~0.4 s a one-off run may not need
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
 
 
 @dataclass(frozen=True)
@@ -61,8 +58,10 @@ class CompiledModel:
 
     Attributes
     ----------
-    path, digest, mode : model file, cache key, ``"numba"`` or ``"numpy"``.
+    path, digest, mode : model file, cache key, ``"numba"``, ``"numpy"`` or
+        ``"python"`` (the numba back end's code run by CPython: no compile step).
     fn : the generated ``simulate`` function.
+    size : nodes + 4 x statefuls of the generated code.
     params : tuple of (Vensim name, element tuple, default value), one per
         column of the constants matrix.
     tables : tuple of (xs, ys, owner Vensim name), one per lookup table.
@@ -80,6 +79,8 @@ class CompiledModel:
     controls: tuple = ()
     kinds: dict = field(default_factory=dict, repr=False)
     model: object = field(default=None, repr=False, compare=False)
+    size: int = 0
+    code: str = field(default="", repr=False)
 
     def param_columns(self) -> dict:
         """canon(Vensim name) -> list of constants-matrix columns."""
@@ -96,18 +97,13 @@ _DIGESTS: dict = {}
 
 def _engine_digest() -> str:
     if "engine" not in _DIGESTS:
+        from ..provenance import versions
+
         h = hashlib.sha256(f"format {cache.FORMAT}".encode())
         for f in sorted(_HERE.glob("*.py")):
             h.update(f.read_bytes())
-        import pysd
-
-        h.update(pysd.__version__.encode())
-        try:
-            import numba
-
-            h.update(numba.__version__.encode())
-        except ImportError:
-            pass
+        # versions from the installed metadata: importing PySD costs ~1 s
+        h.update(f"pysd {versions().get('pysd')} numba {versions().get('numba')}".encode())
         _DIGESTS["engine"] = h.hexdigest()
     return _DIGESTS["engine"]
 
@@ -121,7 +117,12 @@ def _snapshot(model):
 
 def model_digest(model) -> str:
     """Cache key: model content key + engine source + versions."""
-    h = hashlib.sha256(_snapshot(model).key.encode())
+    return key_digest(_snapshot(model).key)
+
+
+def key_digest(content_key: str) -> str:
+    """:func:`model_digest` of the model whose content key is ``content_key``."""
+    h = hashlib.sha256(content_key.encode())
     h.update(_engine_digest().encode())
     return h.hexdigest()
 
@@ -149,15 +150,43 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
     key = (digest, mode)
     if key in _MEMO:
         return _MEMO[key]
-    ir = ModelIR(model)
-    chosen = mode or ("numba" if _numba_available() else "numpy")
-    comp = Compiler(ir, chosen)
-    if mode is None and chosen == "numba" and _size(comp) > NUMBA_MAX_SIZE:
+    if mode not in (None, "numba", "numpy", "python"):
+        raise ValueError(f"mode={mode!r}: numba, numpy or python")
+    numba = _numba_available()
+    if mode == "numba" and not numba:
+        raise ImportError("numba is not installed")
+    scalar = mode in ("numba", "python") or (mode is None and numba)
+    art = _artefact(model, digest, "numba" if scalar else "numpy", build)
+    if mode is None and scalar and art.size > NUMBA_MAX_SIZE:
         # numba's compile time grows faster than linearly with the function
         # (200 subscripted DELAY3 elements: ~35 s); vectorised numpy over
         # runs has no compile step and is fine for big subscripted models
-        comp = Compiler(ir, "numpy")
-    mode = comp.mode
+        art = _artefact(model, digest, "numpy", build)
+    if not build:
+        return None
+    chosen = mode or art.compiler
+    cm = CompiledModel(path, digest, chosen, _function(art.source, chosen, model),
+                       art.params, art.tables, art.outputs, art.controls, art.kinds, model,
+                       art.size, numba_digest(art.source))
+    _MEMO[key] = _MEMO[(digest, chosen)] = cm
+    return cm
+
+
+def _artefact(model, digest: str, compiler: str, build: bool) -> "artefacts.Artefact":
+    """What the compiler makes of ``model``: stored (:mod:`.artefact`), or
+    compiled now from the parsed model and stored."""
+    if build:
+        found = artefacts.recall(model, digest, compiler, key_digest)
+        if found is not None:
+            for code in found.controls:
+                verify_expression(code, model=str(model.path))
+            return found
+    from .codegen import generate
+    from .compiler import Compiler
+    from .model_ir import ModelIR
+
+    ir = ModelIR(model)
+    comp = Compiler(ir, compiler)
     outputs, cols = [], []
     col = 0
     for cname, var in ir.vars.items():
@@ -170,21 +199,18 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
     source = generate(comp, cols)
     controls = _controls(ir, comp)
     for code in controls:
-        verify_expression(code, model=str(path))
-    if not build:
-        return None
-    fn = _load(source, digest, mode, str(path))
+        verify_expression(code, model=str(model.path))
     params = tuple((var.name, var.labels()[slot], value) for var, slot, value in comp.params)
     kinds = {canon(v.name): v.kind if not v.literal or v.kind != "aux" else "constant"
              for v in ir.vars.values()}
-    cm = CompiledModel(path, digest, mode, fn, params,
-                       tuple(comp.tables), tuple(outputs), controls, kinds, model)
-    _MEMO[key] = cm
-    _MEMO[(digest, mode)] = cm
-    return cm
+    art = artefacts.Artefact(compiler, source, _size(comp), params, tuple(comp.tables),
+                             tuple(outputs), controls, kinds)
+    if build:
+        artefacts.keep(digest, art)
+    return art
 
 
-def _controls(ir: ModelIR, comp: Compiler) -> tuple:
+def _controls(ir, comp) -> tuple:
     """Code of each control value (numbers or expressions of constants and
     other control values, e.g. SAVEPER = TIME STEP, which then follows a
     TIME STEP override as in PySD)."""
@@ -223,6 +249,57 @@ def eval_controls(cm, overrides: dict) -> list:
     if any(v is None for v in out):
         raise UnsupportedModel("control variables that are not constants")
     return out
+
+
+def _function(source: str, mode: str, model):
+    """The callable ``simulate`` of verified ``source`` for back end ``mode``."""
+    if mode == "python":
+        return _python(source, model)
+    return _load(source, numba_digest(source), mode, str(model.path))
+
+
+def numba_digest(source: str) -> str:
+    """Key of the compiled code of ``source``: the code, not the model, so a
+    model whose constants changed uses the machine code compiled before."""
+    return hashlib.sha256((source + _engine_digest()).encode()).hexdigest()
+
+
+def numba_ready(cm: CompiledModel) -> str | None:
+    """``"memory"`` when this process has compiled ``cm``'s code with numba,
+    ``"disk"`` when the cache has it (checked when loaded), else ``None``."""
+    if f"sd_engine_{cm.code[:16]}" in sys.modules:
+        return "memory"
+    try:
+        if (cache.cache_dir() / "engine" / cm.code[:40]).is_dir():
+            return "disk"
+    except Exception:  # noqa: BLE001 - an unusable cache is a cache without it
+        pass
+    return None
+
+
+class _Python:
+    """The numba back end's source run by CPython, with the helpers as plain
+    functions: no compile step, ~0.1 us per node and time step (a one-off run
+    of a model of ~100 equations over ~2,000 steps takes ~20 ms). CPython
+    raises on what numba's numpy error model turns into inf or NaN (a float
+    divided by a literal zero, an overflowing power), so such a run is done
+    again on the numpy back end, which then reports the NaN as every engine does."""
+
+    def __init__(self, fn, model):
+        self.fn, self.model = fn, model
+
+    def __call__(self, P, *args):
+        try:
+            return self.fn(P, *args)
+        except (ArithmeticError, ValueError, TypeError):
+            return compile_model(self.model, "numpy").fn(P, *args)
+
+
+def _python(source: str, model) -> _Python:
+    verify_source(source, model=str(model.path), numba=False)
+    env = {"np": np, **runtime.python_helpers()}
+    exec(compile(source, "<sd engine python>", "exec"), env)
+    return _Python(env["simulate"], model)
 
 
 def _load(source: str, digest: str, mode: str, model: str):

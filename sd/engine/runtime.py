@@ -259,6 +259,17 @@ def numba_helpers() -> dict:
 _NUMBA: dict = {}
 
 
+def python_helpers() -> dict:
+    """The scalar helpers as plain Python, for the numba back end's code run
+    by CPython (:mod:`.build`, back end ``python``)."""
+    from . import vector_runtime
+
+    g = globals()
+    out = {name: g[name] for name in SCALAR}
+    out.update({name: getattr(vector_runtime, name) for name in vector_runtime.VECTOR_HELPERS})
+    return out
+
+
 # -- numpy helpers (run axis) ------------------------------------------------
 def _np_quantum(a, b):
     with np.errstate(all="ignore"):

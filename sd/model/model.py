@@ -74,27 +74,44 @@ class Model:
     source : sd.model.source.Source
         The snapshot: bytes, decoded text, encoding.
     abstract : pysd AbstractModel
-        PySD's parse of the snapshot (never modified).
+        PySD's parse of the snapshot (never modified); parsed on first use
+        when the model's description came from the cache.
     prepared : sd.model.sanitize.Prepared
         The checked copy code is generated from, and the external files.
+    externals : tuple of sd.model.sanitize.External
+        The external data files the model reads.
+    stored : dict or None
+        The description :mod:`sd.model.stored` keeps in the cache
+        (dependencies, time settings, entries), when there is one.
     """
 
     path: Path
     sha256: str
     variables: Mapping[str, Variable] = field(repr=False)
     source: source_mod.Source = field(repr=False, compare=False)
-    abstract: object = field(repr=False, compare=False)
-    prepared: sanitize.Prepared = field(repr=False, compare=False)
+    parsed: "Parsed" = field(repr=False, compare=False)
+    stored: dict | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def abstract(self):
+        return self.parsed.abstract
+
+    @property
+    def prepared(self) -> sanitize.Prepared:
+        return self.parsed.prepared
+
+    @property
+    def externals(self) -> tuple:
+        return self.parsed.externals
 
     @property
     def key(self) -> str:
-        """Content key: the model's bytes and the external files it reads."""
-        import hashlib
+        """Content key: the model's equations (the text PySD parses, without
+        the sketch, so moving a diagram element changes nothing that is
+        compiled) and the external files it reads."""
+        from .stored import content_key, equations_digest
 
-        h = hashlib.sha256(self.sha256.encode())
-        for ext in sorted(self.prepared.externals, key=lambda e: e.stored):
-            h.update(f" {ext.stored} {ext.sha256}".encode())
-        return h.hexdigest()
+        return content_key(equations_digest(self.source), self.externals)
 
     @cached_property
     def translation(self) -> Path:
@@ -112,6 +129,8 @@ class Model:
         its value comes from the previous step. Used to name the root of a
         NaN rather than one of its consequences.
         """
+        if self.stored is not None and "dependencies" in self.stored:
+            return {k: tuple(v) for k, v in self.stored["dependencies"].items()}
         by_clean = {v.name.lower().replace(" ", "_"): v.name for v in self.variables.values()}
         out = {}
         for el in self.abstract.sections[0].elements:
@@ -165,6 +184,45 @@ class Model:
         return load_translation(self.translation)
 
 
+class Parsed:
+    """The parse of a snapshot and its checked copy: given at load, or made on
+    first use for a model whose description came from the cache (the file
+    passed every check when that description was made)."""
+
+    def __init__(self, source: source_mod.Source, abstract=None,
+                 prepared: sanitize.Prepared | None = None, externals: tuple | None = None):
+        import threading
+
+        self._source, self._abstract, self._prepared = source, abstract, prepared
+        self._externals = externals
+        self._lock = threading.Lock()
+
+    def _parse(self) -> None:
+        with self._lock:
+            if self._prepared is None:
+                abstract = parse(self._source)
+                self._prepared = sanitize.prepare(abstract, self._source)
+                self._abstract = abstract
+
+    @property
+    def abstract(self):
+        if self._abstract is None:
+            self._parse()
+        return self._abstract
+
+    @property
+    def prepared(self) -> sanitize.Prepared:
+        if self._prepared is None:
+            self._parse()
+        return self._prepared
+
+    @property
+    def externals(self) -> tuple:
+        if self._externals is not None:
+            return self._externals
+        return self.prepared.externals
+
+
 def load(path: str | Path) -> Model:
     """Read ``path`` (a Vensim ``.mdl``) once, check it and describe its variables.
 
@@ -186,7 +244,7 @@ def load(path: str | Path) -> Model:
     """
     path = Path(path)
     check_path(path)
-    return from_source(source_mod.read(path))
+    return from_file(source_mod.read(path))
 
 
 def check_path(path: Path) -> None:
@@ -213,8 +271,20 @@ def as_model(model) -> Model:
     src = source_mod.read(path)
     key = (str(src.path), src.sha256)
     if key not in _BY_CONTENT:
-        _BY_CONTENT[key] = from_source(src)
+        _BY_CONTENT[key] = from_file(src)
     return _BY_CONTENT[key]
+
+
+def from_file(src: source_mod.Source) -> Model:
+    """:func:`from_source`, or the model's description from the cache when
+    this text was loaded before (:mod:`sd.model.stored`: no parse at all)."""
+    from . import stored
+
+    model = stored.recall(src)
+    if model is None:
+        model = from_source(src)
+        stored.keep(model)
+    return model
 
 
 def from_source(src: source_mod.Source) -> Model:
@@ -223,7 +293,7 @@ def from_source(src: source_mod.Source) -> Model:
     prepared = sanitize.prepare(abstract, src)
     structure.check(abstract, src)
     return Model(path=src.path, sha256=src.sha256, variables=describe(abstract),
-                 source=src, abstract=abstract, prepared=prepared)
+                 source=src, parsed=Parsed(src, abstract, prepared))
 
 
 def describe(abstract) -> dict[str, Variable]:

@@ -87,10 +87,49 @@ def settings(model, time: Mapping[str, float] | None = None,
     for key, value in (time or {}).items():
         k = time_key(key, f"time settings{where}")
         fixed[NAMES[k]] = number(value, f"{NAMES[k]}{where}", strings=True)
-    values = _Evaluator(model, fixed, constants or {}).controls()
+    values = _recorded(model, fixed, constants or {}) or \
+        _Evaluator(model, fixed, constants or {}).controls()
     s = TimeSettings(*(values[NAMES[k]] for k in KEYS))
     _check(s, model, where)
     return s
+
+
+def recorded_controls(model) -> dict | None:
+    """``{control: [value, names it reads]}`` of the model as written (what
+    :mod:`sd.model.stored` keeps, so a run need not parse the model for its
+    time settings); ``None`` when a control cannot be evaluated (a run then
+    says why)."""
+    out = {}
+    try:
+        for name in NAMES.values():
+            ev = _Evaluator(model, {}, {})
+            out[name] = [ev.value(canon(name), name, ()), sorted(ev.memo)]
+    except SdInputError:
+        return None
+    return out
+
+
+def _recorded(model, fixed: dict, constants: Mapping) -> dict | None:
+    """The recorded control values, with ``fixed`` applied, when no override
+    reaches one that is not fixed; else ``None`` (evaluate from the equations)."""
+    stored = getattr(model, "stored", None)
+    recorded = stored.get("controls") if stored else None
+    if not recorded:
+        return None
+    overridden = {canon(k) for k in constants}
+    changed = {canon(k) for k in fixed} | overridden
+    out = {}
+    for name in NAMES.values():
+        if canon(name) in overridden:
+            return None
+        if name in fixed:
+            out[name] = fixed[name]
+            continue
+        value, reads = recorded[name]
+        if changed & set(reads):
+            return None
+        out[name] = float(value)
+    return out
 
 
 def _located(model, where: str, control: str) -> str:

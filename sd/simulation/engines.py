@@ -54,7 +54,8 @@ class Simulator:
         return out
 
 
-def prepare(model: "str | Path | Model | Simulator", engine: str = "auto") -> Simulator:
+def prepare(model: "str | Path | Model | Simulator", engine: str = "auto", *,
+            runs: int | None = None) -> Simulator:
     """Load ``model`` if it is a path and decide its engine once.
 
     Parameters
@@ -63,6 +64,10 @@ def prepare(model: "str | Path | Model | Simulator", engine: str = "auto") -> Si
         A Simulator is returned as it is when ``engine`` is ``"auto"`` or the
         engine it already uses.
     engine : {"auto", "fast", "pysd"}
+    runs : int, optional
+        ``1`` when the Simulator serves one run: the fast engine then uses
+        the back end that gives that run soonest, counting its start-up
+        (:func:`sd.engine.backends.one_run`); otherwise the back end for many.
 
     Raises
     ------
@@ -80,16 +85,21 @@ def prepare(model: "str | Path | Model | Simulator", engine: str = "auto") -> Si
     model = as_model(model)        # a path is read once per content; a Model is its snapshot
     if engine == "pysd":
         return Simulator(model, "pysd", "pysd")
-    return _fast_or_fallback(model, engine)
+    return _fast_or_fallback(model, engine, runs)
 
 
-def _fast_or_fallback(model: Model, engine: str) -> Simulator:
+def _fast_or_fallback(model: Model, engine: str, runs: int | None = None) -> Simulator:
     try:
         from ..engine import UnsupportedModel, compile_model
     except ImportError as exc:  # numba/numpy missing from this installation
         return _fallback(model, engine, f"the fast engine is not available ({exc})")
     try:
-        compiled = compile_model(model)
+        if runs == 1:
+            from ..engine.backends import one_run
+
+            compiled = one_run(model)
+        else:
+            compiled = compile_model(model)
     except UnsupportedModel as exc:
         return _fallback(model, engine, f"the fast engine cannot run {model.path.name}: {exc}")
     return Simulator(model, "fast", engine, compiled=compiled)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import _xarray  # noqa: F401 - xarray without dask until dask is used
 from .. import provenance
 from .._common import time_text
 from ..errors import SdInputError, SdRuntimeError, canon
@@ -73,7 +74,7 @@ def run(model, scenario: Scenario | None = None, *, variables: Sequence[str] | N
     # The scenario (and the time settings it gives the model) first: a model that
     # cannot run at all says why, whatever the engine.
     scenario = validate(scenario or Scenario(), _model(model))
-    sim = prepare(model, engine)
+    sim = prepare(model, engine, runs=1)
     ds = _single(sim, scenario, _variables(sim.model, variables))
     if first_failure(ds, sim.model) is not None:
         raise SdRuntimeError(f"{sim.model.path.name}, scenario {scenario.name!r}: "
