@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from .errors import SdInputError, SdRuntimeError
@@ -54,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=("auto", "fast", "pysd"), default="auto",
                      help="simulation engine (default auto: the fast engine where it supports "
                           "the model, else PySD)")
+    run.add_argument("--watch", action="store_true",
+                     help="keep running: run again whenever the model, its scenario file or "
+                          "its data files are saved (Ctrl-C to stop)")
 
     info = sub.add_parser("info", parents=[common],
                          help="list a model's stocks, flows, auxiliaries, constants and lookups")
@@ -159,26 +161,16 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- sd run --------------------------------------------------------------------
 def cmd_run(args) -> int:
-    from .model import load
-    from .report.folder import staged
-    from .report.run import write_run
-    from .scenarios import from_assignments, resolve
-    from .simulation import run
+    from .watch import Job, run_job, summary, watch
 
-    model = load(args.model)
-    scenario = resolve(args.scenario, Path(args.model))
-    if args.sets:
-        base_name = scenario.name if args.scenario else "set"
-        scenario = replace(scenario.merged(from_assignments(args.sets)), name=base_name)
-    plots = [model.variable(name, what="variable to plot").name for name in args.plot]
-    ds = run(model, scenario, engine=args.engine)
-    out = Path(args.out) if args.out else Path("results") / f"{model.path.stem}-{scenario.name}"
-    with staged(out, "run.json") as folder:
-        names = write_run(ds, folder, plots)
-    print(f"{model.path.name}: scenario {scenario.name!r}, engine {ds.attrs['engine']}, "
-          f"{ds.sizes['time']} saved times, {len(ds.data_vars)} variables")
-    for name in names:
-        print(f"  wrote {out / name}")
+    job = Job(Path(args.model), args.scenario, tuple(args.sets),
+              Path(args.out) if args.out else None, tuple(args.plot), args.engine)
+    if args.watch:
+        return watch(job)
+    done = run_job(job)
+    print(summary(done))
+    for name in done.names:
+        print(f"  wrote {done.out / name}")
     return 0
 
 

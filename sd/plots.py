@@ -76,6 +76,21 @@ def plot_variable(ds: xr.Dataset, name: str, ax=None, label: str | None = None):
     return ax
 
 
+def draw_run(ds: xr.Dataset, names, fig=None):
+    """The variables ``names`` of one run, one Axes each, in a pyplot figure
+    (``fig`` is cleared and drawn again: the window ``sd run --watch``
+    refreshes after every save). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        fig = plt.figure(figsize=(7, 3 * len(names)), layout="constrained")
+    fig.clear()
+    axes = fig.subplots(len(names), 1, squeeze=False)[:, 0]
+    for ax, name in zip(axes, names):
+        plot_variable(ds, name, ax=ax)
+    return fig
+
+
 def plot_scenarios(datasets: dict, variable: str, ax=None):
     """One variable of several scenario runs (name -> Dataset) on one Axes."""
     ax = _axes(ax)

@@ -17,6 +17,8 @@ function so nothing unsealed is ever written.
 """
 from __future__ import annotations
 
+import ast
+import copy
 import hashlib
 import importlib.util
 import sys
@@ -280,26 +282,48 @@ def numba_ready(cm: CompiledModel) -> str | None:
 class _Python:
     """The numba back end's source run by CPython, with the helpers as plain
     functions: no compile step, ~0.1 us per node and time step (a one-off run
-    of a model of ~100 equations over ~2,000 steps takes ~20 ms). CPython
-    raises on what numba's numpy error model turns into inf or NaN (a float
-    divided by a literal zero, an overflowing power), so such a run is done
-    again on the numpy back end, which then reports the NaN as every engine does."""
+    of a model of ~100 equations over ~2,000 steps takes ~20 ms).
 
-    def __init__(self, fn, model):
-        self.fn, self.model = fn, model
+    Values are numpy floats (constants, times and states come from arrays),
+    which follow numba's numpy error model (x/0 is inf, a negative number to
+    a fractional power NaN); only arithmetic between two number literals of
+    the code is CPython's, which raises instead. Such a run is done again with
+    every literal a numpy float, so it ends as on every engine: with the
+    NaN or inf reported by the run layer."""
+
+    def __init__(self, tree, model):
+        self.model = model
+        self.fn = _exec(tree)
+        self._numpy_literals = None
+        self._tree = tree
 
     def __call__(self, P, *args):
         try:
             return self.fn(P, *args)
         except (ArithmeticError, ValueError, TypeError):
-            return compile_model(self.model, "numpy").fn(P, *args)
+            if self._numpy_literals is None:
+                self._numpy_literals = _exec(_NumpyLiterals().visit(copy.deepcopy(self._tree)))
+            return self._numpy_literals(P, *args)
+
+
+class _NumpyLiterals(ast.NodeTransformer):
+    """Every float literal ``1.5`` of verified code as ``_f64(1.5)``."""
+
+    def visit_Constant(self, node):
+        if type(node.value) is float:
+            return ast.copy_location(ast.Call(ast.Name("_f64", ast.Load()), [node], []), node)
+        return node
+
+
+def _exec(tree):
+    env = {"np": np, "_f64": np.float64, **runtime.python_helpers()}
+    exec(compile(ast.fix_missing_locations(tree), "<sd engine python>", "exec"), env)
+    return env["simulate"]
 
 
 def _python(source: str, model) -> _Python:
     verify_source(source, model=str(model.path), numba=False)
-    env = {"np": np, **runtime.python_helpers()}
-    exec(compile(source, "<sd engine python>", "exec"), env)
-    return _Python(env["simulate"], model)
+    return _Python(ast.parse(source), model)
 
 
 def _load(source: str, digest: str, mode: str, model: str):

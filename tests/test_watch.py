@@ -1,0 +1,174 @@
+"""``sd run MODEL --watch`` end to end, in a subprocess, as a modeler uses it:
+save, see the new run; save a broken file, keep the last good results; fix
+it; Ctrl-C. No test here measures time (``benchmarks/interactive.py`` does).
+"""
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+TEACUP = ROOT / "tests" / "data" / "teacup.mdl"
+WAIT = 120          # seconds: generous, the machine running the tests may be busy
+
+
+class Watcher:
+    """A running ``sd run --watch`` whose output lines are collected."""
+
+    def __init__(self, args, cwd: Path, cache: Path):
+        env = {**os.environ, "SD_CACHE_DIR": str(cache), "MPLBACKEND": "Agg",
+               "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "sd", "run", *args, "--watch"],
+                                     cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        self.readers = [threading.Thread(target=self._read, args=(stream, tag), daemon=True)
+                        for stream, tag in ((self.proc.stdout, "out"),
+                                            (self.proc.stderr, "err"))]
+        for t in self.readers:
+            t.start()
+
+    def _read(self, stream, tag):
+        for line in stream:
+            self.lines.put((tag, line.rstrip("\n")))
+
+    def wait_for(self, text: str, tag: str | None = None) -> str:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            try:
+                got_tag, line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            self.seen.append(f"{got_tag}: {line}")
+            if text in line and (tag is None or tag == got_tag):
+                return line
+        raise AssertionError(f"no {text!r} within {WAIT} s; saw:\n" + "\n".join(self.seen))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=WAIT)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            for t in self.readers:
+                t.join(timeout=WAIT)
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+
+    def drain(self) -> str:
+        while True:
+            try:
+                tag, line = self.lines.get(timeout=1)
+            except queue.Empty:
+                return "\n".join(self.seen)
+            self.seen.append(f"{tag}: {line}")
+
+
+def _final(out: Path, name: str) -> float:
+    return float(pd.read_csv(out / "results.csv", index_col=0)[name].iloc[-1])
+
+
+def _save(path: Path, text: str, *, by_rename: bool = False) -> None:
+    if by_rename:                          # as editors that write a copy and rename it
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    else:
+        path.write_text(text)
+
+
+@pytest.fixture()
+def workdir(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    shutil.copy(TEACUP, folder / "teacup.mdl")
+    return folder
+
+
+def test_watch_reruns_on_save_and_survives_a_broken_file(workdir, tmp_path):
+    model = workdir / "teacup.mdl"
+    out = workdir / "out"
+    w = Watcher(["teacup.mdl", "--plot", "Teacup Temperature", "--out", "out"], workdir,
+                tmp_path / "cache")
+    try:
+        w.wait_for("watching")
+        first = _final(out, "Teacup Temperature")
+        assert (out / "teacup_temperature.png").is_file()
+
+        # a constant edit: rerun, and say what changed
+        text = model.read_text()
+        _save(model, text.replace("Room Temperature=\n\t70", "Room Temperature=\n\t60"))
+        w.wait_for("constant 'Room Temperature': 70 -> 60")
+        line = w.wait_for("Teacup Temperature  final")
+        assert "->" in line and "peak" in line
+        w.wait_for("wrote")
+        cooler = _final(out, "Teacup Temperature")
+        assert cooler < first
+
+        # a save that leaves the file invalid: the error, and the last good results stay
+        broken = model.read_text().replace(
+            "(Teacup Temperature - Room Temperature) / Characteristic Time",
+            "(Teacup Temperature - Room Temperature) / (Characteristic Time")
+        _save(model, broken)
+        error = w.wait_for("sd: error:", tag="err")
+        assert "teacup.mdl:" in error              # names the file and line
+        w.wait_for("still those of the run", tag="err")
+        assert _final(out, "Teacup Temperature") == cooler
+
+        # fixed by an equation edit, saved by rename: runs again
+        fixed = broken.replace("/ (Characteristic Time", "/ (2 * Characteristic Time)")
+        _save(model, fixed, by_rename=True)
+        w.wait_for("equation of 'Heat Loss to Room' changed")
+        w.wait_for("wrote")
+        slower = _final(out, "Teacup Temperature")
+        assert slower > cooler                     # it cools half as fast
+
+        # the same bytes saved again: nothing to run
+        _save(model, fixed)
+        w.wait_for("nothing changed")
+    finally:
+        status = w.stop()
+    log = w.drain()
+    assert status == 130, log
+    assert "stopped watching" in log and "Traceback" not in log
+    assert _final(out, "Teacup Temperature") == slower
+
+
+def test_watch_follows_the_scenario_file(workdir, tmp_path):
+    (workdir / "hot.toml").write_text('[hot]\nconstants = { "Room Temperature" = 80 }\n')
+    w = Watcher(["teacup.mdl", "--scenario", "hot.toml", "--out", "out"], workdir,
+                tmp_path / "cache")
+    try:
+        w.wait_for("watching")
+        assert "hot.toml" in w.seen[-1]
+        before = _final(workdir / "out", "Teacup Temperature")
+        (workdir / "hot.toml").write_text('[hot]\nconstants = { "Room Temperature" = 90 }\n')
+        w.wait_for("hot.toml saved")
+        w.wait_for("wrote")
+        assert _final(workdir / "out", "Teacup Temperature") > before
+    finally:
+        assert w.stop() == 130
+
+
+def test_watch_of_a_missing_model_is_bad_input(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "sd", "run", str(tmp_path / "nope.mdl"),
+                        "--watch"], capture_output=True, text=True, timeout=WAIT,
+                       env={**os.environ, "SD_CACHE_DIR": str(tmp_path / "cache")})
+    assert r.returncode == 2 and "Model file not found" in r.stderr
