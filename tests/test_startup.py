@@ -32,6 +32,8 @@ def cache(tmp_path, monkeypatch):
 
     cache_mod._CHECKED.clear()
     build._MEMO.clear()          # compiled models of this process: start from the cache
+    for name in [n for n in sys.modules if n.startswith("sd_engine_")]:
+        monkeypatch.delitem(sys.modules, name)
     return root
 
 
