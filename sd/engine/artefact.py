@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -133,24 +132,11 @@ def recall(model, digest: str, compiler: str, digest_of) -> Artefact | None:
 
 def keep(digest: str, artefact: Artefact) -> None:
     """Store ``artefact`` (best effort: an unwritable cache means compiling again)."""
-    text = artefact.to_json()
-
-    def build(folder: Path) -> None:
-        (folder / _FILE).write_text(text, encoding="utf-8")
-
     try:
-        cache.publish(KIND, _key(digest, artefact.compiler), build)
+        cache.keep_text(KIND, _key(digest, artefact.compiler), _FILE, artefact.to_json())
     except (SdInputError, OSError):
         pass
 
 
 def _read(key: str) -> Artefact | None:
-    where = cache.cache_dir() / KIND / key[:40]
-    if not where.is_dir():
-        return None
-    try:
-        files = cache.read_verified(where, KIND, key)
-        return Artefact.from_json(files[_FILE].decode("utf-8"))
-    except (cache.Tampered, OSError, ValueError, KeyError, TypeError) as exc:
-        cache.discard(where, str(exc) or type(exc).__name__)
-        return None
+    return cache.recall(KIND, key, lambda files: Artefact.from_json(files[_FILE].decode("utf-8")))

@@ -232,6 +232,30 @@ class Tampered(Exception):
     """An entry changed between its check and its use."""
 
 
+def recall(kind: str, key: str, decode: Callable[[dict], object]):
+    """``decode(files)`` of the entry ``(kind, key)``, its files read once and
+    checked against its seal; ``None`` when there is no such entry. An entry
+    that fails its check, or that ``decode`` rejects (``ValueError``,
+    ``KeyError``, ``TypeError``), is discarded with a warning: a cache of data
+    (JSON), never of anything that runs when read."""
+    where = cache_dir() / kind / key[:40]
+    if not where.is_dir():
+        return None
+    try:
+        return decode(read_verified(where, kind, key))
+    except (Tampered, OSError, ValueError, KeyError, TypeError) as exc:
+        discard(where, str(exc) or type(exc).__name__)
+        return None
+
+
+def keep_text(kind: str, key: str, name: str, text: str) -> Path:
+    """Publish an entry holding one text file ``name``."""
+    def build(folder: Path) -> None:
+        (folder / name).write_text(text, encoding="utf-8")
+
+    return publish(kind, key, build)
+
+
 # -- entries ----------------------------------------------------------------------------
 def publish(kind: str, key: str, build: Callable[[Path], None]) -> Path:
     """The verified entry for ``(kind, key)``, built by ``build(folder)`` if it

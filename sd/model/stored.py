@@ -215,27 +215,17 @@ def _loader_digest() -> str:
 
 
 def _read(key: str) -> dict | None:
-    where = cache.cache_dir() / KIND / key[:40]
-    if not where.is_dir():
-        return None
-    try:
-        files = cache.read_verified(where, KIND, key)
+    def decode(files: dict) -> dict:
         body = json.loads(files[_FILE].decode("utf-8"))
         if body.get("format") != FORMAT:
-            raise cache.Tampered("another format")
-    except (cache.Tampered, OSError, ValueError, KeyError, TypeError) as exc:
-        cache.discard(where, str(exc) or type(exc).__name__)
-        return None
-    return body
+            raise ValueError("another format")
+        return body
+
+    return cache.recall(KIND, key, decode)
 
 
 def _write(key: str, body: dict, src: Source) -> None:
-    text = json.dumps(body, sort_keys=True, allow_nan=True)
-
-    def build(folder: Path) -> None:
-        (folder / _FILE).write_text(text, encoding="utf-8")
-
-    cache.publish(KIND, key, build)
+    cache.keep_text(KIND, key, _FILE, json.dumps(body, sort_keys=True, allow_nan=True))
     _write_index(src.path, key)
 
 
