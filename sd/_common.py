@@ -1,5 +1,6 @@
 """What every stage shares, each defined once: the control variables, number
-parsing, spec-table helpers, file hashing and atomic output files.
+parsing, spec-table helpers, reading text files, file hashing, atomic output
+files and the one rule that turns a name read from a file into a file name.
 
 Atomic output: every file is written under a temporary name, then renamed, so
 a reader (or an interrupted run) never sees a half-written result.
@@ -9,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import tempfile
+import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
@@ -74,13 +77,57 @@ def number(value, where: str, *, strings: bool = False) -> float:
     return result
 
 
-def whole(value, where: str, minimum: int | None = None) -> int:
-    """``value`` as an int (a TOML integer, or a float with no fraction)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+def whole(value, where: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int (a TOML integer, or a float with no fraction).
+
+    ``inf``, ``nan`` (TOML accepts both) and floats too large to be exact
+    integers are refused, as is anything outside ``[minimum, maximum]``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SdInputError(f"{where} = {value!r} must be a whole number.")
+    if not math.isfinite(value):
+        raise SdInputError(f"{where} = {value!r} must be a finite whole number.")
     if minimum is not None and value < minimum:
-        raise SdInputError(f"{where} = {value} must be at least {minimum}.")
+        raise SdInputError(f"{where} = {value!r} must be at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise SdInputError(f"{where} = {value!r} must be at most {maximum}.")
+    if value != int(value) or (isinstance(value, float) and abs(value) > 2 ** 53):
+        raise SdInputError(f"{where} = {value!r} must be a whole number.")
     return int(value)
+
+
+#: Largest seed every random generator sd hands one to accepts (SALib's
+#: Morris sampler calls ``numpy.random.seed``, which needs < 2**32).
+MAX_SEED = 2 ** 32 - 1
+
+
+def seed(value, where: str) -> int:
+    """A random seed: a whole number in ``[0, MAX_SEED]``."""
+    return whole(value, where, 0, MAX_SEED)
+
+
+#: Default bound on the runs of one design or fit (``SD_RUN_LIMIT`` raises it).
+DEFAULT_RUN_LIMIT = 10**7
+
+
+def run_limit() -> int:
+    """Runs one design, optimisation or chain may ask for (``SD_RUN_LIMIT``):
+    a spec asking for more is refused before anything is drawn or run."""
+    return env_limit("SD_RUN_LIMIT", DEFAULT_RUN_LIMIT, "runs")
+
+
+def env_limit(name: str, default: int, what: str) -> int:
+    """A bound the user may raise with the environment variable ``name``."""
+    env = os.environ.get(name, "").strip()
+    if not env:
+        return default
+    try:
+        value = int(float(env))
+    except (ValueError, OverflowError):
+        raise SdInputError(f"{name}={env!r}: expected a whole number of {what}.") from None
+    if value < 1:
+        raise SdInputError(f"{name}={env!r}: expected a positive number.")
+    return value
 
 
 # -- spec tables -----------------------------------------------------------------------
@@ -108,7 +155,8 @@ def known_keys(raw: dict, allowed: Iterable[str], where: str) -> None:
 
 
 def read_toml(path: str | os.PathLike, what: str) -> dict:
-    """Parse a TOML file; a missing or malformed file is an :class:`SdInputError`.
+    """Parse a TOML file; a missing, non-UTF-8 or malformed file is an
+    :class:`SdInputError` naming the file (and the line, where known).
 
     ``what`` names the file's role in the message ("Scenario file",
     "Calibration spec", ...).
@@ -119,11 +167,65 @@ def read_toml(path: str | os.PathLike, what: str) -> dict:
     if not path.is_file():
         raise SdInputError(f"{what} not found: {path}.")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(read_text(path, what))
     except tomllib.TOMLDecodeError as exc:
         raise SdInputError(f"{path}: not valid TOML ({exc}).") from exc
+    except RecursionError:
+        raise SdInputError(f"{path}: not a {what.lower()}: its arrays or tables are nested "
+                           "too deeply to read.") from None
+
+
+# -- text files --------------------------------------------------------------------------
+def read_text(path: str | os.PathLike, what: str, *, latin1: bool = False) -> str:
+    """The text of a spec or data file, decoded once.
+
+    UTF-8, with or without a byte-order mark. With ``latin1=True`` (files
+    Vensim writes: ``.cin``, ``.voc``, ``.vpd``; older versions write them in
+    the Windows Latin-1 code page) bytes that are not UTF-8 are read as
+    Windows-1252, so accents survive; otherwise they are refused naming the
+    file, line and column. NUL bytes (a binary file) are refused either way.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SdInputError(f"{what} {path}: cannot read it ({exc.strerror}).") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+        kind = "UTF-16 text" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "a binary file"
+        line = data.count(b"\n", 0, max(data.find(b"\x00"), 0)) + 1
+        raise SdInputError(f"{path}:{line}: {what} is {kind} (NUL bytes); expected UTF-8 text. "
+                           "Save it again as UTF-8.")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SdInputError(f"{path}: not a UTF-8 text file ({exc.reason}).") from exc
+        if latin1:
+            return latin1_text(data)
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SdInputError(
+            f"{path}:{line}:{column}: {what} is not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+            "save it again as UTF-8 (in Excel: 'CSV UTF-8').") from None
+
+
+def latin1_text(data: bytes) -> str:
+    """Bytes as Windows-1252, Vensim's Latin-1 on Windows; the five bytes it
+    leaves undefined decode as ISO Latin-1 (C1 controls), so every byte maps."""
+    return data.decode("latin-1").translate(_CP1252)
+
+
+def _cp1252_table() -> dict:
+    table = {}
+    for b in range(0x80, 0xA0):
+        try:
+            table[b] = bytes([b]).decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+    return table
+
+
+_CP1252 = _cp1252_table()
 
 
 # -- files ---------------------------------------------------------------------------------
@@ -162,3 +264,116 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+# -- output names --------------------------------------------------------------------------
+#: Device names Windows reserves whatever the extension: never a file or folder name.
+_RESERVED = frozenset({"con", "prn", "aux", "nul", "conin$", "conout$",
+                       *(f"{d}{i}" for d in ("com", "lpt") for i in "0123456789¹²³")})
+#: Longest sanitised name, in UTF-8 bytes (file systems allow 255; a prefix,
+#: a suffix and a temporary name's extras must still fit).
+MAX_NAME_BYTES = 96
+
+
+def safe_name(text: str, *, lower: bool = False) -> str:
+    """A name read from a file (scenario, metric, variable, spec stem) as one
+    harmless path component: the only way such a name becomes part of a path.
+
+    Letters and digits stay (and ``-`` and ``.`` unless ``lower``); anything
+    else -- ``/``, ``\\``, NUL, blanks, control characters -- becomes one ``_``.
+    The result never starts with a dot (no ``..``, no hidden file), is never
+    empty, never a device name Windows reserves (``CON``, ``NUL.txt``, ...),
+    and at most :data:`MAX_NAME_BYTES` long: a longer name keeps its start and
+    a hash of the whole, so distinct names stay distinct. ``lower=True`` (file
+    names of Vensim names, compared as Vensim compares names) lower-cases it.
+    """
+    text = unicodedata.normalize("NFC", str(text))
+    keep = "" if lower else "-."
+    name = "".join(c if (c.isalnum() and c.isprintable()) or c in keep else "_" for c in text)
+    name = re.sub(r"_+", "_", name).strip("_.-")
+    name = name.lower() if lower else name
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    if not name:
+        return f"_{digest}"
+    base, dot, rest = name.partition(".")
+    if base.lower() in _RESERVED:  # reserved whatever follows the first dot
+        name = f"{base}_{dot}{rest}"
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        head = name.encode("utf-8")[:MAX_NAME_BYTES - len(digest) - 1].decode("utf-8", "ignore")
+        name = f"{head.rstrip('_.-')}_{digest}"
+    return name
+
+
+def distinct_names(names: Iterable[str], pattern: str, where: str) -> dict[str, str]:
+    """``{name: file name}`` with ``pattern.format(safe_name(name, lower=True))``;
+    :class:`SdInputError` naming ``where`` when two names give one file name.
+
+    Called when a spec or command is read, before any run, so a collision is
+    refused up front instead of one output overwriting another.
+    """
+    files: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for name in names:
+        file = pattern.format(safe_name(name, lower=True))
+        other = owner.setdefault(file.lower(), name)
+        if other != name:
+            raise SdInputError(f"{where}: {other!r} and {name!r} would both be written as "
+                               f"{file}; rename one of them (file names keep only letters and "
+                               "digits, in lower case).")
+        files[name] = file
+    return files
+
+
+def netcdf_name(name: str) -> str:
+    """A Vensim name as a NetCDF variable name (the file's attribute
+    ``vensim_name`` keeps the original; :func:`netcdf_safe`).
+
+    NetCDF refuses ``/`` (its group separator: a path inside the file),
+    control characters, trailing blanks and a first character other than a
+    letter, digit, ``_`` or non-ASCII (a quoted Vensim name starts with ``"``).
+    ``/`` becomes the look-alike U+2215, a control character U+FFFD, and a bad
+    first character gets a ``_`` before it.
+    """
+    out = "".join("\u2215" if c == "/" else (c if c.isprintable() else "\ufffd") for c in name)
+    out = out.rstrip()
+    if not out or not (out[0].isalnum() or out[0] == "_" or ord(out[0]) > 127):
+        out = "_" + out
+    return out
+
+
+def netcdf_names(names) -> dict[str, str]:
+    """``{name: NetCDF name}`` (:func:`netcdf_name`), all distinct."""
+    names = list(names)
+    out, taken = {}, set(names)
+    for name in names:
+        new = netcdf_name(name)
+        while new != name and new in taken:
+            new += "_"
+        out[name] = new
+        taken.add(new)
+    return out
+
+
+def netcdf_safe(ds):
+    """``ds`` (an xarray Dataset) with every variable name NetCDF can store,
+    the original Vensim name in the attribute ``vensim_name`` of each one
+    renamed; :func:`vensim_names` undoes it."""
+    renames = {k: v for k, v in netcdf_names(map(str, ds.variables)).items() if k != v}
+    if not renames:
+        return ds
+    ds = ds.rename(renames)
+    for old, new in renames.items():
+        ds[new].attrs["vensim_name"] = old
+    return ds
+
+
+def vensim_names(ds):
+    """Undo :func:`netcdf_safe` on a Dataset read from a file."""
+    renames = {n: v.attrs["vensim_name"] for n, v in ds.variables.items()
+               if isinstance(v.attrs.get("vensim_name"), str)}
+    if not renames:
+        return ds
+    ds = ds.rename(renames)
+    for name in renames.values():
+        ds[name].attrs.pop("vensim_name", None)
+    return ds

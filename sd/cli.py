@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="output folder (default: results/sensitivity-<spec stem>)")
     sens.add_argument("--dask", metavar="ADDRESS|local",
                       help="run chunks on a Dask cluster (tcp://host:8786) or a new local one")
+    sens.add_argument("--resume", action="store_true",
+                      help="reuse the finished chunks of an interrupted run into DIR (checked "
+                           "against the spec, model, scenario and seed)")
     sens.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     comp = sub.add_parser("compare", parents=[common],
@@ -201,10 +204,12 @@ def cmd_info(args) -> int:
 
 # -- sd calibrate ----------------------------------------------------------------
 def cmd_calibrate(args) -> int:
+    from ._common import safe_name
     from .calibration import calibrate
     from .report.calibration import write_all
+    from .report.folder import output_folder
 
-    out = Path(args.out) if args.out else Path("results") / f"calibration-{Path(args.spec).stem}"
+    out = output_folder(args.out, Path("results") / f"calibration-{safe_name(Path(args.spec).stem)}")
     result = calibrate(args.spec, data=args.data, checkpoint=out / "checkpoint.json",
                        resume=args.resume, progress=not args.no_progress)
     written = write_all(result, out)
@@ -256,8 +261,9 @@ def cmd_diagram(args) -> int:
     from .errors import suggest
     from .model.sketch import parse_sketch
     from .plots import draw_sketch, save_diagram
+    from .report.folder import output_file
 
-    path, out = Path(args.model), Path(args.out)
+    path, out = Path(args.model), output_file(args.out, "-o")
     if out.suffix.lower() not in _DIAGRAM_FORMATS:
         raise SdInputError(f"-o {out}: the diagram is written as {', '.join(_DIAGRAM_FORMATS)} "
                            "(chosen by the file's suffix).")
@@ -281,21 +287,35 @@ def cmd_diagram(args) -> int:
 
 # -- sd sensitivity / sd compare ------------------------------------------------
 def cmd_sensitivity(args) -> int:
-    from .report.folder import staged
+    from ._common import safe_name
+    from .report.folder import CHECKPOINT, output_folder, staged
     from .report.sensitivity import write_sensitivity
     from .sensitivity_analysis import sensitivity
 
-    out = Path(args.out) if args.out else Path("results") / f"sensitivity-{Path(args.spec).stem}"
-    with staged(out, "provenance.json") as folder:
-        result = sensitivity(args.spec, samples=args.samples, dask=args.dask,
-                             progress=not args.no_progress, store=folder / "ensemble.nc")
-        names = write_sensitivity(result, folder)
+    out = output_folder(args.out, Path("results") / f"sensitivity-{safe_name(Path(args.spec).stem)}")
+    try:
+        with staged(out, "provenance.json", kind="sensitivity", resume=args.resume) as folder:
+            result = sensitivity(args.spec, samples=args.samples, dask=args.dask,
+                                 progress=not args.no_progress, store=folder / "ensemble.nc",
+                                 checkpoint=folder / CHECKPOINT)
+            names = write_sensitivity(result, folder)
+    except KeyboardInterrupt:
+        kept = any(out.glob(f".sd-sensitivity-*/{CHECKPOINT}/*.nc"))
+        print("sd: interrupted" + (f"; the finished chunks are kept in {out}: continue with "
+                                   f"sd sensitivity {args.spec} --out {out} --resume"
+                                   if kept else " before any chunk finished"), file=sys.stderr)
+        return 130
     spec = result.spec
     print(f"{spec.path.name}: {spec.n} Monte Carlo runs"
           + (f", Sobol {spec.sobol_runs()} runs" if spec.sobol_n else "")
           + (f", Morris {spec.morris_runs()} runs" if spec.morris_trajectories else "")
           + f" in {result.seconds:.1f} s" + (f" (dask {args.dask})" if args.dask else "")
           + f", engine {result.provenance.get('engine')}")
+    resumed = result.provenance.get("resumed")
+    if resumed:
+        print(f"  resumed: {resumed['runs']} runs of {resumed['chunks']} finished chunks reused")
+    elif args.resume:
+        print(f"  --resume: no finished chunks of this spec in {out}; ran everything")
     for note in result.notes:
         print(f"  warning: {note}")
     for name in names:
@@ -304,13 +324,14 @@ def cmd_sensitivity(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from ._common import safe_name
     from .comparison import compare
     from .report.comparison import text_table, write_comparison
-    from .report.folder import staged
+    from .report.folder import output_folder, staged
 
+    out = output_folder(args.out, Path("results") / f"compare-{safe_name(Path(args.model).stem)}")
     result = compare(args.model, args.scenarios, variables=args.plot, engine=args.engine)
-    out = Path(args.out) if args.out else Path("results") / f"compare-{Path(args.model).stem}"
-    with staged(out, "provenance.json") as folder:
+    with staged(out, "provenance.json", kind="compare") as folder:
         names = write_comparison(result, folder)
     print(text_table(result.table))
     for name in names:

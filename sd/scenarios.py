@@ -29,7 +29,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from ._common import TIME_KEYS, atomic_write_text, known_keys, number, read_toml, time_key
+from ._common import (TIME_KEYS, atomic_write_text, known_keys, number, read_text, read_toml,
+                      time_key)
 from .errors import SdInputError, suggest
 
 
@@ -116,6 +117,9 @@ def _resolve(name: str, raw: dict, path: Path, chain: tuple[str, ...]) -> Scenar
     base = table.get("base")
     if base is None:
         return own
+    if not isinstance(base, str):
+        raise SdInputError(f"{where}: base must be the name of another scenario (text), "
+                           f"got {base!r}.")
     if base not in raw:
         raise SdInputError(f"{where}: base scenario {base!r} is not in {path.name}."
                            + suggest(base, raw))
@@ -194,7 +198,9 @@ def load_cin(path: str | Path) -> Scenario:
 def _cin_statements(path: Path):
     """Yield (line number, statement) with comments dropped and ``\\`` continuations joined."""
     pending, start = "", 0
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    # Vensim writes .cin files in UTF-8 or, in older versions, Latin-1: both are read.
+    text = read_text(path, "Changes file", latin1=True)
+    for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(":", 1)[0] if raw.lstrip().startswith(":") else raw
         line = line.strip()
         if not line:

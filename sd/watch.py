@@ -77,8 +77,9 @@ class Done:
 
 def run_job(job: Job) -> Done:
     """Run ``job`` once and write its results folder (all files or none)."""
+    from ._common import distinct_names, safe_name
     from .model import load
-    from .report.folder import staged
+    from .report.folder import output_folder, staged
     from .report.run import write_run
     from .scenarios import from_assignments, resolve
     from .simulation import run
@@ -89,10 +90,14 @@ def run_job(job: Job) -> Done:
     if job.sets:
         base_name = scenario.name if job.scenario else "set"
         scenario = replace(scenario.merged(from_assignments(list(job.sets))), name=base_name)
-    plots = [model.variable(name, what="variable to plot").name for name in job.plots]
+    plots = list(dict.fromkeys(model.variable(name, what="variable to plot").name
+                               for name in job.plots))
+    distinct_names(plots, "{}.png", "--plot")  # two plots, one file: refused before the run
+    # a scenario name from a file is one harmless path component (sd._common.safe_name)
+    out = output_folder(job.out, Path("results") / f"{safe_name(model.path.stem)}-"
+                        f"{safe_name(scenario.name)}")
     ds = run(model, scenario, engine=job.engine)
-    out = job.out or Path("results") / f"{model.path.stem}-{scenario.name}"
-    with staged(out, "run.json") as folder:
+    with staged(out, "run.json", kind="run") as folder:
         names = write_run(ds, folder, plots)
     return Done(model, scenario, ds, Path(out), tuple(names), time.perf_counter() - start,
                 tuple(plots), time.process_time() - cpu)

@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .._common import file_sha256, known_keys, read_toml, table, whole
+from .._common import file_sha256, known_keys, read_toml, run_limit, seed, table, whole
 from ..errors import SdInputError, suggest
 from ..outcomes import targets as outcomes
 from ..simulation import ENGINES
@@ -113,22 +113,34 @@ def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
         engine=_choice(raw.get("engine", "auto"), ENGINES, f"{path}: engine"),
         method=_choice(str(opt.get("method", METHODS[0])).lower(), METHODS,
                        f"{path}: [optimizer] method"),
-        seed=whole(raw.get("seed", opt.get("seed", 0)), f"{path}: seed"),
-        starts=whole(opt.get("starts", 4), f"{path}: [optimizer] starts", 1),
-        popsize=whole(opt.get("popsize", 8), f"{path}: [optimizer] popsize", 1),
-        maxiter=whole(opt.get("maxiter", 20), f"{path}: [optimizer] maxiter", 0),
-        max_evals=whole(opt.get("max_evals", 3000), f"{path}: [optimizer] max_evals", 0),
+        seed=seed(raw.get("seed", opt.get("seed", 0)), f"{path}: seed"),
+        starts=whole(opt.get("starts", 4), f"{path}: [optimizer] starts", 1, 10**4),
+        popsize=whole(opt.get("popsize", 8), f"{path}: [optimizer] popsize", 1, 10**4),
+        maxiter=whole(opt.get("maxiter", 20), f"{path}: [optimizer] maxiter", 0, run_limit()),
+        max_evals=whole(opt.get("max_evals", 3000), f"{path}: [optimizer] max_evals", 0,
+                        run_limit()),
         polish=bool(opt.get("polish", True)),
         fixed={str(k): _float(v, f"{path}: [fixed] {k!r}")
                for k, v in table(raw, "fixed", str(path)).items()},
         profile_points=whole(conf.get("profile_points", 13),
-                             f"{path}: [confidence] profile_points", 3),
-        mcmc_steps=whole(conf.get("mcmc_steps", 0), f"{path}: [confidence] mcmc_steps", 0),
-        mcmc_walkers=whole(conf.get("mcmc_walkers", 0), f"{path}: [confidence] mcmc_walkers", 0),
+                             f"{path}: [confidence] profile_points", 3, 10**4),
+        **_mcmc(conf, path),
         profile=_choice(conf.get("profile", PROFILE_KINDS[0]), PROFILE_KINDS,
                         f"{path}: [confidence] profile"),
         explain=table(raw, "explain", str(path)),
         sha256={str(p): file_sha256(p) for p in hashed})
+
+
+def _mcmc(conf: dict, path: Path) -> dict:
+    """``mcmc_steps`` and ``mcmc_walkers``, whose product (the runs, and the
+    chain held in memory) is bounded by :func:`sd._common.run_limit`."""
+    steps = whole(conf.get("mcmc_steps", 0), f"{path}: [confidence] mcmc_steps", 0)
+    walkers = whole(conf.get("mcmc_walkers", 0), f"{path}: [confidence] mcmc_walkers", 0)
+    if steps * walkers > run_limit():
+        raise SdInputError(f"{path}: [confidence] mcmc_steps x mcmc_walkers = {steps} x {walkers} "
+                           f"runs, beyond the limit of {run_limit()}; use fewer, or raise the "
+                           "limit with the environment variable SD_RUN_LIMIT.")
+    return {"mcmc_steps": steps, "mcmc_walkers": walkers}
 
 
 def _data_path(spec: Path, raw: dict, data) -> Path:

@@ -21,15 +21,21 @@ What is accepted (from the Vensim reference, "Optimization Control" and
     ``data_file``): either a ``time`` column and one column per data variable,
     or Vensim's export layout (one row per variable, its name in the first
     column, times in the header). Empty cells are missing data.
+
+Encodings: ``.voc`` and ``.vpd`` files are read as UTF-8 or, when they are
+not valid UTF-8, as Latin-1 (Windows-1252), which older Vensim versions
+write; the data CSV must be UTF-8 (a file that is not names its line).
 """
 from __future__ import annotations
 
 import csv
+import io
+import math
 import re
 from pathlib import Path
 
 
-from .._common import number
+from .._common import number, read_text, run_limit, seed, whole
 from ..errors import SdInputError, suggest
 from ..outcomes.targets import Target
 
@@ -51,7 +57,8 @@ def read_voc(path: str | Path):
     """
     path = Path(path)
     params, options = [], {}
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, line in enumerate(read_text(path, "Optimization control file", latin1=True)
+                                   .splitlines(), start=1):
         text = line.strip()
         where = f"{path}:{line_no}"
         if not text or text[0] in ";#":
@@ -74,30 +81,33 @@ def read_voc(path: str | Path):
 
 
 def _option(key: str, value: str, options: dict, where: str) -> None:
-    try:
-        if key == "OPTIMIZER":
-            if value.lower() == "off":
-                options["max_evals"] = 0
-                return
-            if value.lower() not in _METHODS:
-                raise SdInputError(f"{where}: :OPTIMIZER={value} is not supported; use Powell, "
-                                   "DE or LS.")
-            options["method"] = _METHODS[value.lower()]
-        elif key == "SEED":
-            options["seed"] = int(float(value))
-        elif key == "MAX_ITERATIONS":
-            options["max_evals"] = int(float(value))
-        elif key == "RESTART_MAX":
-            options["starts"] = max(1, int(float(value)) + 1)
-    except ValueError:
-        raise SdInputError(f"{where}: :{key}={value!r} is not a number.") from None
+    if key == "OPTIMIZER":
+        if value.lower() == "off":
+            options["max_evals"] = 0
+            return
+        if value.lower() not in _METHODS:
+            raise SdInputError(f"{where}: :OPTIMIZER={value} is not supported; use Powell, "
+                               "DE or LS.")
+        options["method"] = _METHODS[value.lower()]
+        return
+    count = {"SEED": "seed", "MAX_ITERATIONS": "max_evals", "RESTART_MAX": "starts"}.get(key)
+    if count is None:
+        return
+    amount = number(value, f"{where}: :{key}", strings=True)
+    if count == "seed":
+        options["seed"] = seed(amount, f"{where}: :SEED")
+    elif count == "max_evals":
+        options["max_evals"] = whole(amount, f"{where}: :MAX_ITERATIONS", 0, run_limit())
+    else:
+        options["starts"] = whole(amount, f"{where}: :RESTART_MAX", 0, 10**4 - 1) + 1
 
 
 def read_vpd(path: str | Path, data_file: str | Path) -> tuple[Target, ...]:
     """Point targets from a calibration payoff definition and its data CSV."""
     path, data_file = Path(path), Path(data_file)
     elements, kind = [], None
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, line in enumerate(read_text(path, "Payoff definition file", latin1=True)
+                                   .splitlines(), start=1):
         text, where = line.strip(), f"{path}:{line_no}"
         if not text or text[0] in ";#":
             continue
@@ -112,12 +122,10 @@ def read_vpd(path: str | Path, data_file: str | Path) -> tuple[Target, ...]:
         if not bar or not slash:
             raise SdInputError(f"{where}: expected 'Model Variable|Data Variable/weight', "
                                f"got {text!r}.")
-        try:
-            w = float(weight)
-        except ValueError:
-            raise SdInputError(f"{where}: weight {weight!r} is not a number.") from None
-        if not w > 0:
-            raise SdInputError(f"{where}: weight must be positive (it is 1/sigma).")
+        w = number(weight.strip(), f"{where}: weight", strings=True)
+        if not w > 0 or not math.isfinite(1.0 / w):
+            raise SdInputError(f"{where}: weight {weight.strip()} must be positive and not so "
+                               "small that sigma = 1/weight overflows (it is 1/sigma).")
         elements.append((var.strip(), data_var.strip(), w, where))
     if not elements:
         raise SdInputError(f"{path}: no payoff elements ('Variable|Data/weight').")
@@ -137,8 +145,8 @@ def read_vpd(path: str | Path, data_file: str | Path) -> tuple[Target, ...]:
 def _read_data(path: Path) -> dict[str, list[tuple[float, float]]]:
     if not path.is_file():
         raise SdInputError(f"Payoff data file not found: {path}.")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    text = read_text(path, "Payoff data file")
+    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r and any(c.strip() for c in r)]
     if len(rows) < 2:
         raise SdInputError(f"{path}: expected a header and data rows.")
     if rows[0][0].strip().lower() == "time":

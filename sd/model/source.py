@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._common import latin1_text
 from ..errors import SdInputError
 
 #: First-line encoding declarations Vensim writes, and what they mean here.
@@ -105,19 +106,5 @@ def decode(data: bytes, path: Path) -> Source:
 
 
 def _latin1(data: bytes) -> str:
-    """Windows-1252, Vensim's Latin-1 on Windows; the five bytes it leaves
-    undefined decode as ISO Latin-1 (C1 controls), so every byte maps."""
-    return data.decode("latin-1").translate(_CP1252)
-
-
-def _cp1252_table() -> dict:
-    table = {}
-    for b in range(0x80, 0xA0):
-        try:
-            table[b] = bytes([b]).decode("cp1252")
-        except UnicodeDecodeError:
-            pass
-    return table
-
-
-_CP1252 = _cp1252_table()
+    """Windows-1252, Vensim's Latin-1 on Windows (one decoder for every file sd reads)."""
+    return latin1_text(data)

@@ -19,12 +19,11 @@ unless it describes a finite run:
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Mapping
 
 from .._common import TIME_KEYS as NAMES
-from .._common import number, time_key
+from .._common import env_limit, number, time_key
 from ..errors import SdInputError, canon
 from .structure import STATEFUL as _STATEFUL, walk
 
@@ -51,17 +50,7 @@ class TimeSettings:
 
 def step_limit() -> int:
     """Time steps x variables allowed in one run (``SD_STEP_LIMIT``)."""
-    env = os.environ.get("SD_STEP_LIMIT", "").strip()
-    if not env:
-        return DEFAULT_STEP_LIMIT
-    try:
-        value = int(float(env))
-    except ValueError:
-        raise SdInputError(f"SD_STEP_LIMIT={env!r}: expected a whole number of time steps x "
-                           "variables.") from None
-    if value < 1:
-        raise SdInputError(f"SD_STEP_LIMIT={env!r}: expected a positive number.")
-    return value
+    return env_limit("SD_STEP_LIMIT", DEFAULT_STEP_LIMIT, "time steps x variables")
 
 
 def settings(model, time: Mapping[str, float] | None = None,
@@ -170,10 +159,16 @@ def _check(s: TimeSettings, model, where: str) -> None:
     steps = s.steps
     if steps * n_vars > limit:
         raise SdInputError(
-            f"{at('FINAL TIME')}: the run{where} has {steps:,} time steps ((FINAL TIME - INITIAL "
-            f"TIME) / TIME STEP) for {n_vars} variables, {steps * n_vars:.3g} values, above the "
-            f"limit of {limit:.3g}. Check FINAL TIME and TIME STEP, or raise the limit with the "
-            f"environment variable SD_STEP_LIMIT (e.g. SD_STEP_LIMIT={steps * n_vars:.0f}).")
+            f"{at('FINAL TIME')}: the run{where} has {_count(steps)} time steps ((FINAL TIME - "
+            f"INITIAL TIME) / TIME STEP) for {n_vars} variables, {steps * n_vars:.3g} values, above "
+            f"the limit of {limit:.3g}. Check FINAL TIME and TIME STEP, or raise the limit with the "
+            "environment variable SD_STEP_LIMIT"
+            + (f" (e.g. SD_STEP_LIMIT={steps * n_vars:.0f})." if steps < 1e15 else "."))
+
+
+def _count(n: int) -> str:
+    """A count for a message: exact with separators, or 3 digits when absurdly large."""
+    return f"{n:,}" if n < 1e15 else f"{n:.3g}"
 
 
 _FUNCTIONS = {"min": min, "max": max, "abs": abs, "integer": lambda x: float(math.trunc(x)),

@@ -37,13 +37,14 @@ holds point observations.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from .._common import time_text
+from .._common import read_text, time_text
 from ..errors import SdInputError, suggest
 from .metrics import Metric, values
 
@@ -152,8 +153,8 @@ def load(path: str | Path) -> tuple[Target, ...]:
     path = Path(path)
     if not path.is_file():
         raise SdInputError(f"Documented-outcomes file not found: {path}.")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.reader(fh)]
+    text = read_text(path, "Documented-outcomes file")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     rows = [(i + 1, r) for i, r in enumerate(rows) if r and not r[0].lstrip().startswith("#")]
     if not rows:
         raise SdInputError(f"{path}: empty file; expected a header line such as "

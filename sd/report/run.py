@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
+from .._common import distinct_names, netcdf_safe
 from ..plots import figure, plot_variable, save_figure
-from .folder import stem, write_json
+from .folder import write_json
 
 
 def write_run(ds: xr.Dataset, folder: str | Path, plots=()) -> list[str]:
@@ -18,16 +19,17 @@ def write_run(ds: xr.Dataset, folder: str | Path, plots=()) -> list[str]:
     Vensim name (``name[element]`` per element of a subscripted one);
     ``results.nc`` is ``ds`` itself, with units and comments as attributes;
     ``run.json`` is its provenance record plus the list of files; one PNG per
-    variable in ``plots`` (Vensim names).
+    variable in ``plots`` (Vensim names; :func:`sd._common.safe_name`).
     """
     folder = Path(folder)
-    names = ["results.csv", "results.nc", *(f"{stem(v)}.png" for v in plots), "run.json"]
+    pngs = distinct_names(dict.fromkeys(plots), "{}.png", "--plot")
+    names = ["results.csv", "results.nc", *pngs.values(), "run.json"]
     flat_frame(ds).to_csv(folder / "results.csv")
-    ds.to_netcdf(folder / "results.nc")
-    for var in plots:
+    netcdf_safe(ds).to_netcdf(folder / "results.nc")
+    for var, png in pngs.items():
         fig, axes = figure()
         plot_variable(ds, var, ax=axes[0, 0])
-        save_figure(fig, folder / f"{stem(var)}.png")
+        save_figure(fig, folder / png)
     record = json.loads(ds.attrs.get("provenance", "{}"))
     write_json(folder / "run.json", {**record, "files": names})
     return names

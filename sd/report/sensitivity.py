@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from .._common import number_text
+from .._common import netcdf_safe, number_text, safe_name
 from ..plots import figure, plot_bands, plot_histogram, plot_morris, plot_sobol, save_figure
 from ..simulation.chunks import open_ensemble
-from .folder import stem, write_json
+from .folder import write_json
 
 
 def write_sensitivity(result, folder: str | Path) -> list[str]:
@@ -32,7 +32,7 @@ def write_sensitivity(result, folder: str | Path) -> list[str]:
     table.to_csv(folder / "metrics.csv")
     names += _bands(result, folder)
     for m in result.spec.metrics:
-        names.append(f"hist_{stem(m.name)}.png")
+        names.append(hist_name(m.name))
         fig, axes = figure(size=(6, 4))
         plot_histogram(result.metrics[m.name], m.name, ax=axes[0, 0],
                        units=result.units.get(m.name, ""))
@@ -46,11 +46,21 @@ def write_sensitivity(result, folder: str | Path) -> list[str]:
     return names
 
 
+def hist_name(metric: str) -> str:
+    """File of a metric's histogram (the spec refuses two metrics with one file)."""
+    return f"hist_{safe_name(metric, lower=True)}.png"
+
+
+def bands_name(variable: str) -> str:
+    """File of a variable's confidence bands."""
+    return f"bands_{safe_name(variable, lower=True)}.png"
+
+
 def _ensemble(ensemble, target: Path) -> None:
     if isinstance(ensemble, xr.Dataset):
         # As the streamed file stores them: parameters as variables listed in the
         # sd_parameters attribute (NetCDF coordinates cannot hold Vensim names).
-        ensemble.reset_coords().to_netcdf(target)
+        netcdf_safe(ensemble.reset_coords()).to_netcdf(target)
     elif Path(ensemble).resolve() != target.resolve():
         shutil.copyfile(ensemble, target)
 
@@ -60,7 +70,7 @@ def _bands(result, folder: Path) -> list[str]:
     with open_ensemble(folder / "ensemble.nc") as ds:
         for var in result.spec.bands:
             if var in ds:
-                names.append(f"bands_{stem(var)}.png")
+                names.append(bands_name(var))
                 fig, axes = figure()
                 plot_bands(ds[var], ax=axes[0, 0],
                            title=f"{var} ({ds.sizes['run']} runs, scenario {result.scenario.name})")

@@ -7,25 +7,26 @@
     sobol       = Sobol design -> chunks -> metrics -> indices
     morris      = Morris design -> chunks -> metrics -> indices
 
-It writes nothing but the ensemble file it is asked to stream to; the report
+It writes nothing but the ensemble file it is asked to stream to and, when
+given a checkpoint folder, each finished chunk (:mod:`sd.simulation.chunk_store`),
+so that a killed job rerun with the same folder reuses them; the report
 (plots, tables, ``report.md``) is :mod:`sd.report.sensitivity`.
 """
 from __future__ import annotations
 
 import tempfile
 import time as _time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .. import provenance
-from .._common import whole
+from ..errors import SdInputError
 from ..outcomes import metrics as metrics_mod
 from ..simulation import failed_runs, prepare, run_many
-from ..simulation.chunks import (Job, dask_client, ensemble_failures, iter_chunks,
-                                 open_ensemble, write_ensemble)
+from ..simulation.chunk_store import Chunk, ChunkStore, resumable
+from ..simulation.chunks import EnsembleWriter, Job, dask_client, ensemble_failures, open_ensemble
 from . import distributions as dist_mod
 from .methods import (monte_carlo_design, morris_design, morris_indices, sobol_design,
                       sobol_indices)
@@ -36,7 +37,8 @@ __all__ = ["sensitivity", "SensitivityResult", "SensitivitySpec", "load_spec"]
 
 
 def sensitivity(spec_path: str | Path, *, samples: int | None = None, dask: str | None = None,
-                progress: bool = True, store: str | Path | None = None) -> SensitivityResult:
+                progress: bool = True, store: str | Path | None = None,
+                checkpoint: str | Path | None = None) -> SensitivityResult:
     """Run the Monte Carlo ensemble, Sobol and Morris analyses of a spec.
 
     Parameters
@@ -54,20 +56,24 @@ def sensitivity(spec_path: str | Path, *, samples: int | None = None, dask: str 
         NetCDF file to stream the Monte Carlo trajectories to (written
         atomically: no file unless the ensemble completes); default: keep
         them in memory (``result.ensemble`` is then a Dataset).
+    checkpoint : str or Path, optional
+        Folder keeping every finished chunk; chunks already there that belong
+        to this job (same spec, model, base scenario, seed, engine, versions;
+        same design rows) are reused instead of run again, and the provenance
+        says how many (``resumed``).
 
     Returns
     -------
     SensitivityResult
     """
     started = _time.perf_counter()
-    spec, model = load_spec(spec_path)
-    if samples is not None:
-        spec = replace(spec, n=whole(samples, "--samples", 1))
+    spec, model = load_spec(spec_path, samples=samples)
     sim = prepare(model)
     base = base_scenario(spec, model)
     # Connect first: an unreachable scheduler must not leave even an empty file.
     with dask_client(dask) as client:
         runner = _Runner(spec, sim, base, client, progress)
+        runner.open_checkpoint(checkpoint)
         design, table, ensemble = runner.ensemble(store)
         sobol = runner.indices("sobol", sobol_design(spec) if spec.sobol_n else None,
                                lambda x, t: sobol_indices(spec, t))
@@ -77,7 +83,7 @@ def sensitivity(spec_path: str | Path, *, samples: int | None = None, dask: str 
     record = provenance.record(model, spec=str(spec.path), spec_sha256=spec.sha256,
                                seed=spec.seed, method=spec.method, n=spec.n, scenario=base.name,
                                chunk_size=spec.chunk_size, dask=dask, seconds=round(seconds, 2),
-                               **sim.provenance())
+                               **runner.resumed(), **sim.provenance())
     return SensitivityResult(spec, base, design, table, sobol, morris, ensemble,
                              failures=runner.failures, units=_units(spec, model),
                              notes=tuple(runner.notes), seconds=seconds, provenance=record)
@@ -105,25 +111,72 @@ class _Runner:
             [m.variable for m in spec.metrics] + list(spec.variables) + list(spec.bands)))
         self.failures: dict[str, dict] = {}
         self.notes: list[str] = []
+        self.store: ChunkStore | None = None
+        self.design = monte_carlo_design(spec)  # fixed before any run
+        self._times = None
 
     def job(self, values: pd.DataFrame) -> Job:
         return Job(self.sim, values, self.variables, self.base, self.spec.chunk_size)
 
+    @property
+    def times(self) -> np.ndarray:
+        """The times stored in the ensemble file (one probe run tells them)."""
+        if self._times is None:
+            self._times = self._stored_times()
+        return self._times
+
+    def open_checkpoint(self, folder) -> None:
+        """Keep finished chunks in ``folder``, reusing those of this same job."""
+        if folder is None:
+            return
+        spec, sim = self.spec, self.sim
+        key = {"spec_sha256": spec.sha256, "model_sha256": sim.model.sha256, "seed": spec.seed,
+               "n": spec.n, "method": spec.method, "chunk_size": spec.chunk_size,
+               "scenario": [self.base.name, dict(self.base.constants),
+                            {k: list(map(list, v)) for k, v in self.base.lookups.items()},
+                            dict(self.base.time)],
+               "variables": list(self.variables), "stored": list(spec.variables),
+               "times": self.times, "metrics": [repr(m) for m in spec.metrics],
+               "versions": provenance.versions(), **sim.provenance()}
+        self.store = ChunkStore(folder, key)
+
+    def resumed(self) -> dict:
+        """The provenance entry of a resumed job (none when nothing was reused)."""
+        store = self.store
+        if store is None or not store.reused_chunks:
+            return {}
+        return {"resumed": {"chunks": store.reused_chunks, "runs": store.reused_runs,
+                            "discarded_chunks": store.discarded}}
+
+    def chunks(self, label: str, job: Job, stored: bool = False):
+        """Every chunk of ``job`` reduced to its metrics (and, with ``stored``,
+        its stored trajectories), reused from the checkpoint where possible."""
+        names = list(self.spec.variables) if stored else []
+
+        def reduce(start: int, ds) -> Chunk:
+            kept = ds[names].sel(time=self.times, method="nearest") if names else None
+            return Chunk(start, self._metrics(ds), kept, failed_runs(ds))
+
+        return resumable(job, label, reduce, self.store, client=self.client,
+                         progress=self.progress)
+
     def ensemble(self, store):
         """(design, metrics table, stored ensemble) of the Monte Carlo runs."""
-        design = monte_carlo_design(self.spec)
+        design = self.design
         job = self.job(design)
         parts = []
+        attrs = {"spec": str(self.spec.path), "spec_sha256": self.spec.sha256,
+                 "model_sha256": self.sim.model.sha256, "seed": self.spec.seed,
+                 "method": self.spec.method, "scenario": self.base.name}
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(store) if store is not None else Path(scratch) / "ensemble.nc"
-            write_ensemble(job, path, store_variables=self.spec.variables,
-                           store_times=self._stored_times(job), parameters=self.spec.names,
-                           client=self.client, progress=self.progress, dtype=self.spec.dtype,
-                           label="monte carlo",
-                           on_chunk=lambda a, ds: parts.append(self._metrics(ds)),
-                           attrs={"spec": str(self.spec.path), "spec_sha256": self.spec.sha256,
-                                  "model_sha256": self.sim.model.sha256, "seed": self.spec.seed,
-                                  "method": self.spec.method, "scenario": self.base.name})
+            with EnsembleWriter.of(self.sim, path, self.spec.variables, self.times,
+                                   self.spec.names, self.spec.dtype, attrs) as writer:
+                for chunk in self.chunks("monte carlo", job, stored=True):
+                    parts.append(chunk.metrics)
+                    writer.append(chunk.start, chunk.stored,
+                                  job.chunk(chunk.start, chunk.start + len(chunk.metrics)),
+                                  chunk.failed)
             with open_ensemble(path) as ds:
                 self._record("monte carlo", ensemble_failures(ds))
                 ensemble = path if store is not None else ds.load()
@@ -135,10 +188,9 @@ class _Runner:
             return None
         values = dist_mod.to_values(unit, list(self.spec.parameters))
         parts, failed = [], {}
-        for _, ds in iter_chunks(self.job(values), client=self.client, progress=self.progress,
-                                 label=name):
-            parts.append(self._metrics(ds))
-            failed.update(failed_runs(ds))
+        for chunk in self.chunks(name, self.job(values)):
+            parts.append(chunk.metrics)
+            failed.update(chunk.failed)
         self._record(name, failed)
         if failed:
             self.notes.append(f"{name} indices not computed: {len(failed)} of {len(values)} runs "
@@ -162,12 +214,19 @@ class _Runner:
         table.index.name = "run"
         return table[[m.name for m in self.spec.metrics]]
 
-    def _stored_times(self, job: Job) -> np.ndarray:
-        # One probe run tells the saved times of this model and scenario.
+    def _stored_times(self) -> np.ndarray:
+        # One probe run tells the saved times of this model and scenario, and
+        # shows a metric window outside them before the ensemble starts.
+        job = self.job(self.design)
         probe = run_many(self.sim, job.chunk(0, 1), scenario=self.base,
-                         variables=job.variables[:1], on_failure="record")
+                         variables=list(job.variables), on_failure="record")
+        try:
+            self._metrics(probe)
+        except SdInputError as exc:
+            raise SdInputError(f"{self.spec.path} [metrics]: {exc}") from None
         times = probe["time"].values
-        if self.spec.every is None:
+        every = self.spec.every
+        if every is None or len(times) < 2 or every <= np.diff(times).min():
             return times
-        keep = np.arange(times[0], times[-1] + self.spec.every / 2, self.spec.every)
+        keep = np.arange(times[0], times[-1] + every / 2, every)
         return np.unique(times[np.abs(times[:, None] - keep[None, :]).argmin(axis=0)])

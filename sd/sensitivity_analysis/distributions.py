@@ -134,7 +134,14 @@ def make(name: str, table, where: str) -> Distribution:
                            + suggest(extra, keys))
     params = {k: _number(table[k], f"{where}.{k}") for k in keys}
     _check(kind, params, where)
-    return Distribution(name=name, kind=kind, params=params)
+    dist = Distribution(name=name, kind=kind, params=params)
+    with np.errstate(all="ignore"):
+        edges = dist.ppf(np.array([0.0, 1.0]))
+    if not np.isfinite(edges).all():
+        raise SdInputError(f"{where}: {dist.describe()} reaches values that are not finite "
+                           f"numbers within its {EDGE:.1%} to {1 - EDGE:.1%} quantiles "
+                           f"({edges[0]:g} to {edges[1]:g}); narrow it.")
+    return dist
 
 
 def _check(kind: str, p: dict[str, float], where: str) -> None:

@@ -30,10 +30,12 @@ Distributions: :mod:`.distributions`; metric kinds: :mod:`sd.outcomes.metrics`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .._common import file_sha256, known_keys, read_toml, table, whole
+from .._common import (distinct_names, file_sha256, known_keys, read_toml, run_limit, seed,
+                       table, whole)
 from ..errors import SdInputError, suggest
 from ..model import Model, load
 from ..outcomes import metrics as metrics_mod
@@ -108,7 +110,7 @@ class SensitivitySpec:
 
 
 # -- reading the spec -------------------------------------------------------------
-def load_spec(path: str | Path) -> tuple[SensitivitySpec, Model]:
+def load_spec(path: str | Path, samples: int | None = None) -> tuple[SensitivitySpec, Model]:
     """Read a sensitivity spec and check every name and value against its model.
 
     Returns
@@ -119,8 +121,11 @@ def load_spec(path: str | Path) -> tuple[SensitivitySpec, Model]:
     ------
     SdInputError
         Naming the spec file and key: unknown keys, parameters or variables
-        (with suggestions), impossible distributions, N < 1, unknown metric
-        kinds or sampling methods.
+        (with suggestions), impossible distributions, N < 1, non-finite or
+        out-of-range numbers, designs beyond :func:`run_limit`, unknown metric
+        kinds or sampling methods, two metrics or bands written to one file.
+
+    ``samples`` (``--samples``) replaces ``[sampling] n``.
     """
     path = Path(path)
     data = read_toml(path, "Sensitivity spec")
@@ -142,7 +147,7 @@ def load_spec(path: str | Path) -> tuple[SensitivitySpec, Model]:
         parameters=params, metrics=metrics,
         method=str(sampling.get("method", "lhs")),
         n=whole(sampling.get("n", 500), f"{path} [sampling] n", 1),
-        seed=whole(sampling.get("seed", 0), f"{path} [sampling] seed", 0),
+        seed=seed(sampling.get("seed", 0), f"{path} [sampling] seed"),
         chunk_size=whole(sampling.get("chunk_size", 500), f"{path} [sampling] chunk_size", 1),
         variables=variables, bands=tuple(dict.fromkeys(bands + ())),
         every=_positive(output.get("every"), f"{path} [output] every"),
@@ -150,12 +155,29 @@ def load_spec(path: str | Path) -> tuple[SensitivitySpec, Model]:
         sobol_n=whole(sobol.get("n", 0), f"{path} [sobol] n", 0),
         sobol_second_order=bool(sobol.get("second_order", True)),
         morris_trajectories=whole(morris.get("trajectories", 0), f"{path} [morris] trajectories", 0),
-        morris_levels=whole(morris.get("levels", 4), f"{path} [morris] levels", 2),
+        morris_levels=whole(morris.get("levels", 4), f"{path} [morris] levels", 2, 1000),
     )
+    if samples is not None:
+        spec = replace(spec, n=whole(samples, "--samples", 1))
+    _check_outputs(spec, path)
     if spec.method not in dist_mod.METHODS:
         raise SdInputError(f"{path} [sampling] method: unknown {spec.method!r}; expected one of "
                            f"{', '.join(dist_mod.METHODS)}." + suggest(spec.method, dist_mod.METHODS))
     return spec, model
+
+
+def _check_outputs(spec: SensitivitySpec, path: Path) -> None:
+    """Refuse, before any run, a design too large to draw and two names that
+    would be written to one file (the report's hist_/bands_ plots)."""
+    limit = run_limit()
+    for where, runs in ((f"{path} [sampling] n", spec.n), (f"{path} [sobol]", spec.sobol_runs()),
+                        (f"{path} [morris]", spec.morris_runs())):
+        if runs > limit:
+            raise SdInputError(f"{where}: {runs} runs, beyond the limit of {limit} (the whole "
+                               "design is drawn before the first run). Use fewer, or raise the "
+                               f"limit with the environment variable SD_RUN_LIMIT={runs}.")
+    distinct_names([m.name for m in spec.metrics], "hist_{}.png", f"{path} [metrics]")
+    distinct_names(spec.bands, "bands_{}.png", f"{path} [output] bands")
 
 
 def _section(data: dict, name: str, path: Path) -> dict:
@@ -183,6 +205,10 @@ def _metrics(data: dict, path: Path, model: Model) -> tuple:
     if not isinstance(table, dict) or not table:
         raise SdInputError(f"{path}: [metrics] must define at least one outcome metric, e.g. "
                            "peak_share = { variable = \"Propane Share\", kind = \"max\" }.")
+    for name in table:
+        if not name.strip() or not name.isprintable():
+            raise SdInputError(f"{path} [metrics] {name!r}: a metric name must be printable text "
+                               "(it labels tables, plots and file names).")
     return tuple(metrics_mod.make(name, entry, model, f"{path} [metrics] {name!r}")
                  for name, entry in table.items())
 
@@ -206,8 +232,9 @@ def _scenario_ref(value, path: Path) -> str | None:
 def _positive(value, where: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise SdInputError(f"{where}: expected a positive number, got {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+            or not math.isfinite(value):
+        raise SdInputError(f"{where}: expected a positive (finite) number, got {value!r}.")
     return float(value)
 
 

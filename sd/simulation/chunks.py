@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._common import atomic_path
+from .._common import atomic_path, netcdf_names, safe_name, vensim_names
 from ..errors import SdInputError
 from ..scenarios import Scenario
 from .engines import Simulator, prepare
@@ -65,7 +65,7 @@ def _worker_simulator(ref: ModelRef) -> Simulator:
     """Write the shipped bytes into the worker's cache and prepare them once."""
     from ..model import cache, load
 
-    path = cache.entry("shipped-models", ref.sha256) / ref.name
+    path = cache.entry("shipped-models", ref.sha256) / safe_name(ref.name)  # a name, not a path
     if not path.is_file():
         tmp = path.with_suffix(f".{os.getpid()}.part")
         tmp.write_bytes(ref.data)
@@ -120,8 +120,9 @@ class Job:
         return self.samples.iloc[a:b].set_axis(pd.RangeIndex(a, b, name="run"))
 
 
-def iter_chunks(job: Job, *, client=None, progress: bool = True,
-                label: str = "runs") -> Iterator[tuple[int, xr.Dataset]]:
+def iter_chunks(job: Job, *, client=None, progress: bool = True, label: str = "runs",
+                bounds: Sequence[tuple[int, int]] | None = None
+                ) -> Iterator[tuple[int, xr.Dataset]]:
     """Yield ``(first run index, chunk Dataset)`` in chunk order.
 
     Parameters
@@ -134,6 +135,9 @@ def iter_chunks(job: Job, *, client=None, progress: bool = True,
         is an average-rate estimate, not one chunk's luck).
     label : str
         Name of the bar.
+    bounds : sequence of (int, int), optional
+        Run only these chunks (``(first, last + 1)`` of :meth:`Job.bounds`);
+        default: all.
 
     Yields
     ------
@@ -143,9 +147,10 @@ def iter_chunks(job: Job, *, client=None, progress: bool = True,
     """
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(job.samples), unit="run", desc=label, smoothing=0,
+    bounds = job.bounds() if bounds is None else list(bounds)
+    bar = tqdm(total=sum(b - a for a, b in bounds), unit="run", desc=label, smoothing=0,
                file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    source = _local(job) if client is None else _on_dask(job, client)
+    source = _local(job, bounds) if client is None else _on_dask(job, bounds, client)
     try:
         for a, ds in source:
             bar.update(ds.sizes["run"])
@@ -154,17 +159,18 @@ def iter_chunks(job: Job, *, client=None, progress: bool = True,
         bar.close()
 
 
-def _local(job: Job):
-    for a, b in job.bounds():
+def _local(job: Job, bounds):
+    for a, b in bounds:
         yield a, run_chunk(job.simulator, job.chunk(a, b), job.variables, job.scenario)
 
 
-def _on_dask(job: Job, client):
+def _on_dask(job: Job, bounds, client):
     """Submit a bounded window of chunks; hand them back in chunk order."""
     from distributed import as_completed
 
+    if not bounds:
+        return
     ref = client.scatter(ModelRef.of(job.simulator), broadcast=True)
-    bounds = job.bounds()
     # Enough chunks in flight to keep every worker busy while one result is
     # written, few enough that finished-but-unwritten chunks stay small.
     window = 2 * max(1, len(client.scheduler_info().get("workers", {}))) + 1
@@ -198,7 +204,9 @@ def dask_client(address: str | None):
     Raises
     ------
     SdInputError
-        The scheduler does not answer within :data:`CONNECT_TIMEOUT` seconds.
+        Nothing at ``address`` answers as a Dask scheduler within
+        :data:`CONNECT_TIMEOUT` seconds (no server, a server that never
+        speaks, a web server such as the dashboard), or it has no worker.
     """
     if address is None:
         yield None
@@ -210,17 +218,64 @@ def dask_client(address: str | None):
                           dashboard_address=":0") as cluster, Client(cluster) as client:
             yield client
         return
+    _check_scheduler(address)
     try:
         client = Client(address, timeout=f"{CONNECT_TIMEOUT}s")
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise SdInputError(
-            f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc}). "
-            "Start one with 'dask scheduler' and workers with 'dask worker "
-            f"{address}', or use --dask local.") from None
+    except Exception as exc:  # noqa: BLE001 - whatever the far end did, say where
+        raise _unreachable(address, f"{type(exc).__name__}: {exc}") from None
     try:
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except (TimeoutError, OSError):
+            raise SdInputError(
+                f"the Dask scheduler at {address} has no workers (none joined within "
+                f"{CONNECT_TIMEOUT} s); start some with 'dask worker {address}'.") from None
         yield client
     finally:
         client.close()
+
+
+def _check_scheduler(address: str) -> None:
+    """Ask ``address`` who it is, with a deadline on the whole exchange.
+
+    (``distributed.Client``'s own timeout covers opening the connection but
+    not the handshake after it, so a server that accepts and never speaks
+    would make it wait for minutes.) Runs in a thread of its own, so it works
+    whether or not the caller is inside an event loop.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+
+    async def identity():
+        comm = await connect(address, timeout=CONNECT_TIMEOUT)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    async def bounded():
+        return await asyncio.wait_for(identity(), CONNECT_TIMEOUT)
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            reply = pool.submit(asyncio.run, bounded()).result()
+    except (TimeoutError, asyncio.TimeoutError):
+        raise _unreachable(address, f"no answer within {CONNECT_TIMEOUT} s") from None
+    except Exception as exc:  # noqa: BLE001 - a server speaking another protocol
+        raise _unreachable(address, f"{type(exc).__name__}: {exc}"[:300]) from None
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise _unreachable(address, f"it answered as {str(reply)[:80]!r}, not as a scheduler")
+
+
+def _unreachable(address: str, why: str) -> SdInputError:
+    return SdInputError(
+        f"--dask: cannot reach the Dask scheduler at {address} ({why}). Expected the address of "
+        "a running scheduler, e.g. tcp://host:8786 (not its dashboard, usually port 8787); "
+        f"start one with 'dask scheduler' and workers with 'dask worker tcp://host:8786', or "
+        "use --dask local.")
 
 
 # -- the NetCDF file -------------------------------------------------------------
@@ -258,6 +313,17 @@ class EnsembleWriter:
         self.written = 0
         self.failed: dict = {}
 
+    @classmethod
+    def of(cls, sim: Simulator, path, variables: Sequence[str], times, parameters,
+           dtype: str = "float64", attrs: Mapping | None = None) -> "EnsembleWriter":
+        """A writer for ``variables`` of ``sim``'s model, with their units, comments
+        and kinds from the model's variable table and the engine's provenance."""
+        model = sim.model
+        var_attrs = {v: {"units": model.variables[v].units, "comment": model.variables[v].comment,
+                         "kind": model.variables[v].kind} for v in variables}
+        return cls(path, var_attrs, times, parameters, dtype,
+                   {**dict(attrs or {}), **sim.provenance()})
+
     def __enter__(self):
         import netCDF4
 
@@ -268,18 +334,31 @@ class EnsembleWriter:
         nc.createDimension("time", len(self.times))
         nc.createVariable("time", "f8", ("time",))[:] = self.times
         nc.createVariable("run", "i8", ("run",))
+        # Vensim names as NetCDF names ("/" is a path inside the file); the
+        # original is kept in vensim_name and restored by open_ensemble.
+        self._names = netcdf_names([*self.parameters, *self.variables])
         for name in self.parameters:
-            nc.createVariable(name, "f8", ("run",)).setncattr("role", "parameter")
+            self._create(name, "f8", ("run",)).setncattr("role", "parameter")
         rows = max(1, min(4096, 2 ** 22 // max(1, len(self.times) * 8)))
         for name, attrs in self.variables.items():
-            var = nc.createVariable(name, self.dtype, ("run", "time"),
-                                    chunksizes=(rows, len(self.times)))
+            var = self._create(name, self.dtype, ("run", "time"),
+                               chunksizes=(rows, len(self.times)))
             for k, v in attrs.items():
                 var.setncattr(k, str(v))
         return self
 
-    def append(self, start: int, ds: xr.Dataset, params: pd.DataFrame) -> None:
-        """Write runs ``start .. start + n - 1``; chunks must come in order."""
+    def _create(self, name: str, dtype, dims, **kw):
+        var = self._nc.createVariable(self._names[name], dtype, dims, **kw)
+        if self._names[name] != name:
+            var.setncattr("vensim_name", name)
+        return var
+
+    def append(self, start: int, ds: xr.Dataset, params: pd.DataFrame,
+               failed: dict | None = None) -> None:
+        """Write runs ``start .. start + n - 1``; chunks must come in order.
+
+        ``failed`` (``{run: why}``) defaults to :func:`failed_runs` of ``ds``.
+        """
         if start != self.written:
             raise RuntimeError(f"chunk starting at run {start} written out of order "
                                f"(expected {self.written})")
@@ -287,11 +366,11 @@ class EnsembleWriter:
         nc = self._nc
         nc["run"][start:start + n] = np.arange(start, start + n)
         for name in self.parameters:
-            nc[name][start:start + n] = params[name].to_numpy(dtype=float)
+            nc[self._names[name]][start:start + n] = params[name].to_numpy(dtype=float)
         sub = ds.sel(time=self.times, method="nearest")
         for name in self.variables:
-            nc[name][start:start + n, :] = sub[name].transpose("run", "time").values
-        self.failed.update(failed_runs(ds))
+            nc[self._names[name]][start:start + n, :] = sub[name].transpose("run", "time").values
+        self.failed.update(failed_runs(ds) if failed is None else failed)
         self.written += n
 
     def __exit__(self, exc_type, exc, tb):
@@ -315,7 +394,7 @@ def open_ensemble(path) -> xr.Dataset:
     (Vensim names hold blanks, which the CF ``coordinates`` attribute cannot
     carry, so the file lists them in its ``sd_parameters`` attribute.)
     """
-    ds = xr.open_dataset(path)
+    ds = vensim_names(xr.open_dataset(path))
     names = json.loads(ds.attrs.get("sd_parameters", "[]"))
     return ds.set_coords([n for n in names if n in ds])
 
@@ -335,13 +414,8 @@ def write_ensemble(job: Job, path, *, store_variables: Sequence[str], store_time
     times) before it is cut down to ``store_variables`` and ``store_times``;
     metrics are computed there, so the file can stay small.
     """
-    # Attributes come from the model's variable table (the source of truth).
-    model = job.simulator.model
-    var_attrs = {v: {"units": model.variables[v].units, "comment": model.variables[v].comment,
-                     "kind": model.variables[v].kind}
-                 for v in store_variables}
-    attrs = {**dict(attrs or {}), **job.simulator.provenance()}
-    with EnsembleWriter(path, var_attrs, store_times, parameters, dtype, attrs) as writer:
+    with EnsembleWriter.of(job.simulator, path, store_variables, store_times, parameters,
+                           dtype, attrs) as writer:
         for start, ds in iter_chunks(job, client=client, progress=progress, label=label):
             if on_chunk is not None:
                 on_chunk(start, ds)
