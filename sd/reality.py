@@ -124,8 +124,19 @@ _TOKENS = re.compile(r'\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE]
                      r"|(?P<name>[A-Za-z_][\w ']*[\w']|[A-Za-z_]))")
 
 
+def _depth(text: str) -> int:
+    depth = deepest = 0
+    for c in text:
+        depth += (c == "(") - (c == ")")
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def parse_condition(text: str, where: str) -> tuple:
     """Parse ``a op b`` into ``("cmp", op, left, right)``; SdInputError when malformed."""
+    if _depth(text) > 100:  # the parser recurses once per level
+        raise SdInputError(f"{where}: condition {text[:60]!r}... nests parentheses too deeply "
+                           "(at most 100).")
     tokens, pos = [], 0
     while pos < len(text):
         if text[pos:].strip() == "":
@@ -204,7 +215,10 @@ def _evaluate(tree, ds, model):
     if kind == "neg":
         return -_evaluate(tree[1], ds, model)
     a, b = _evaluate(tree[1], ds, model), _evaluate(tree[2], ds, model)
-    return {"+": a + b, "-": a - b, "*": a * b}.get(kind) if kind != "/" else a / b
+    if kind == "/":  # numpy's division: x / 0 is inf (the check then says so), not an error
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.divide(a, b)
+    return {"+": a + b, "-": a - b, "*": a * b}[kind]
 
 
 # -- reading the file ----------------------------------------------------------------
@@ -338,7 +352,7 @@ def run_tests(spec: TestsFile, model, equations) -> list[CheckResult]:
     results = []
     for test in spec.tests:
         try:
-            ds = _run(model, test.scenario, test.constants, test.time, test.name)
+            ds = _run(model, test.scenario, test.constants, test.time, test.name, test.where)
         except SdRuntimeError as exc:  # an extreme input that breaks the run fails the test
             results.append(CheckResult(test.name, False, f"the run failed: {exc}"))
             continue
@@ -349,12 +363,13 @@ def run_tests(spec: TestsFile, model, equations) -> list[CheckResult]:
     return results
 
 
-def _run(model, scenario_name, constants, time, label):
+def _run(model, scenario_name, constants, time, label, where):
     from .scenarios import Scenario, resolve
     from .simulation import run
 
     base = resolve(scenario_name, model.path) if scenario_name else Scenario(name="baseline")
-    return run(model, base.merged(Scenario(name=label, constants=constants, time=time)))
+    return run(model, base.merged(Scenario(name=label, constants=constants, time=time,
+                                           source=where)))
 
 
 def _judge(test_name: str, exp: Expectation, ds, model) -> CheckResult:
@@ -422,7 +437,7 @@ def _conserve(cons: Conservation, model, equations) -> list[CheckResult]:
         return [CheckResult(label, False, "; ".join(problems))]
     step = _time_step(equations)
     time = {"saveper": step} if step else {}
-    ds = _run(model, cons.scenario, {}, time, cons.name)
+    ds = _run(model, cons.scenario, {}, time, cons.name, cons.where)
     total = sum(ds[s].values for s in cons.stocks)
     net = sum((ds[f].values for f in cons.inflows), np.zeros_like(total)) \
         - sum((ds[f].values for f in cons.outflows), np.zeros_like(total))

@@ -180,7 +180,7 @@ def load_cin(path: str | Path) -> Scenario:
         if lk and _PAIR.search(lk.group("body")):
             body = re.sub(r"^\s*\[[^\]]*\]\s*,?", "", lk.group("body"))  # drop the range
             pairs = _PAIR.findall(body)
-            lookups[lk.group("name").strip()] = _points([(float(a), float(b)) for a, b in pairs], where)
+            lookups[lk.group("name").strip()] = _points(pairs, where)  # text: checked there
             continue
         const = _CIN_CONST.match(text)
         if not const:

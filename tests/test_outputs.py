@@ -219,6 +219,15 @@ BROKEN = {
                    ["calibrate", "c.toml", "--data", "d.csv"], "d.csv:2:24: Documented-outcomes file is not UTF-8"),
     "csv-nul": ({"d.csv": b"variable,time,value,sigma\nTeacup Temperature,10,1\x000,1\n", **_calibration()},
                 ["calibrate", "c.toml", "--data", "d.csv"], "d.csv:2: Documented-outcomes file is a binary"),
+    "cin-bad-pair": ({"x.cin": "Cooling Curve((e,1),(2,3))\n"}, ["run", "teacup.mdl", "--scenario", "x.cin"],
+                     "x.cin:1: expected a number, got 'e'"),
+    "tests-deep": ({"t.toml": "[[test]]\nname = 't'\nexpect = ['" + "(" * 3000 + "1" + ")" * 3000
+                    + " >= 0']\n"}, ["check", "teacup.mdl", "--tests", "t.toml"],
+                   "t.toml [[test]] 't' expect[0]: condition"),
+    "tests-time-step-0": ({"t.toml": "[[test]]\nname = 't'\ntime = { time_step = 0 }\n"
+                                     "expect = ['\"Teacup Temperature\" >= 0']\n"},
+                          ["check", "teacup.mdl", "--tests", "t.toml"],
+                          "TIME STEP (in t.toml [[test]] 't') is 0"),
     "cin-nul": ({"x.cin": b"Room Temperature = 60\x00\n"}, ["run", "teacup.mdl", "--scenario", "x.cin"],
                 "x.cin:1: Changes file is a binary file"),
     "seed-inf": ({"s.toml": SPEC.format(metrics=FINAL).replace("seed = 1", "seed = inf")},
@@ -365,3 +374,12 @@ def test_the_sd_command_exits_2_with_the_message(work, case):
                           cwd=work, timeout=300, env=env)
     assert proc.returncode == 2, proc.stderr
     assert expected in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_condition_dividing_by_zero_is_judged_not_a_crash(work, capsys):
+    (work / "t.toml").write_text("[[test]]\nname = 'z'\nexpect = ['1 / 0 >= 0', "
+                                 "'\"Teacup Temperature\" / 0 < 0']\n", encoding="utf-8")
+    rc = main(["check", "teacup.mdl", "--tests", "t.toml", "--no-sources"])
+    out = capsys.readouterr()
+    assert rc == 1 and "internal error" not in out.err  # 1/0 is inf: the second check fails
+    assert "PASS z: 1 / 0 >= 0" in out.out and "FAIL z: \"Teacup Temperature\" / 0 < 0" in out.out
