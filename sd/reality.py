@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import TIME_KEYS, number, read_toml
+from ._common import known_keys, number, read_toml, time_key
 from .errors import SdInputError, SdRuntimeError, suggest
 
 __all__ = ["Expectation", "ExtremeTest", "Conservation", "TestsFile", "CheckResult",
@@ -253,26 +253,16 @@ def _tables(data, key, path) -> list:
     return value
 
 
-def _check_keys(table: dict, allowed, where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise SdInputError(f"{where}: unknown key {key!r}; expected one of "
-                               f"{', '.join(allowed)}." + suggest(key, allowed))
-
-
 def _test(table: dict, i: int, path: Path, model) -> ExtremeTest:
     name = str(table.get("name", f"test {i + 1}"))
     where = f"{path} [[test]] {name!r}"
-    _check_keys(table, _TEST_KEYS, where)
+    known_keys(table, _TEST_KEYS, where)
     constants = {}
     for key, value in _mapping(table, "constants", where).items():
         var = model.variable(key, kinds=("constant",), what="constant", where=f" (in {where})")
         constants[var.name] = number(value, f"{where}: constants {key!r}")
-    time = {k: number(v, f"{where}: time {k!r}") for k, v in _mapping(table, "time", where).items()}
-    for key in time:
-        if key not in TIME_KEYS:
-            raise SdInputError(f"{where}: unknown time key {key!r}; expected "
-                               f"{', '.join(TIME_KEYS)}." + suggest(key, TIME_KEYS))
+    time = {time_key(k, f"{where}: time"): number(v, f"{where}: time {k!r}")
+            for k, v in _mapping(table, "time", where).items()}
     raw = table.get("expect")
     if not isinstance(raw, list) or not raw:
         raise SdInputError(f"{where}: 'expect' must be a non-empty list of conditions, e.g. "
@@ -295,7 +285,7 @@ def _expectation(raw, where: str, model) -> Expectation:
         raw = {"that": raw}
     if not isinstance(raw, dict) or "that" not in raw:
         raise SdInputError(f"{where}: expected a condition string or a table with 'that'.")
-    _check_keys(raw, _EXPECT_KEYS, where)
+    known_keys(raw, _EXPECT_KEYS, where)
     text = str(raw["that"])
     tree = parse_condition(text, where)
     for name in _names(tree):
@@ -312,7 +302,7 @@ def _expectation(raw, where: str, model) -> Expectation:
 def _conservation(table: dict, i: int, path: Path, model) -> Conservation:
     name = str(table.get("name", f"conservation {i + 1}"))
     where = f"{path} [[conservation]] {name!r}"
-    _check_keys(table, _CONSERVATION_KEYS, where)
+    known_keys(table, _CONSERVATION_KEYS, where)
 
     def names(key, kinds, what):
         value = table.get(key, [])

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .._common import read_text, time_text
+from .._common import number, read_text, time_text
 from ..errors import SdInputError, suggest
 from .metrics import Metric, values
 
@@ -196,12 +196,7 @@ def _target(fields: dict, where: str) -> Target:
         if text == "":
             nums[col] = float("nan")
             continue
-        try:
-            nums[col] = float(text)
-        except ValueError:
-            raise SdInputError(f"{where}: {col} = {text!r} is not a number.") from None
-        if not np.isfinite(nums[col]):
-            raise SdInputError(f"{where}: {col} is {text}; give a finite number.")
+        nums[col] = number(text, f"{where}: {col}", strings=True)
     for col in KINDS[kind]:
         if np.isnan(nums[col]):
             raise SdInputError(f"{where}: a {kind} target needs {col} "
