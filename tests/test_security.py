@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import TEST_MODELS, need_shared
+
 from sd.cli import main
 from sd.errors import SdInputError
 
@@ -357,8 +359,7 @@ def test_loaded_model_is_a_snapshot(tmp_path, cache):
 
 
 # -- the verifiers: defence in depth --------------------------------------------------------
-SPECIAL = Path(__file__).resolve().parents[2] / "shared" / "test-models" / "tests" / \
-    "special_characters" / "test_special_variable_names.mdl"
+SPECIAL = TEST_MODELS / "special_characters" / "test_special_variable_names.mdl"
 
 
 def _translation(tmp_path) -> tuple[str, dict]:
@@ -416,7 +417,7 @@ def test_engine_source_holds_no_text_from_the_model():
     from sd.engine.compiler import Compiler
     from sd.engine.model_ir import ModelIR
 
-    assert SPECIAL.is_file(), f"{SPECIAL} is missing"
+    need_shared(SPECIAL)
     import sd
 
     model = sd.load(SPECIAL)

@@ -31,6 +31,14 @@ def test_no_test_reads_an_absolute_path():
     assert not found, found
 
 
+def test_shared_is_reached_only_through_need_shared():
+    """A test that builds its own path to ../shared would fail (or pass by not
+    looking) instead of skipping with the message, or failing under CI."""
+    offenders = [f.name for f in TESTS.glob("test_*.py")
+                 if re.search(r"""["']shared["']""", f.read_text(encoding="utf-8"))]
+    assert not offenders, offenders
+
+
 def _asserts(fn: ast.FunctionDef, helpers: set[str]) -> bool:
     for node in ast.walk(fn):
         if isinstance(node, ast.Assert):
