@@ -45,8 +45,9 @@ def time_key(name: str, where: str) -> str:
 
 
 def time_text(t: float) -> str:
-    """A model time as text, exact to the saving grid (1993.25, 1993.0625, 2000)."""
-    return f"{float(t):.10g}"
+    """A model time as text, exact to the saving grid (1993.25, 1985.0078125, 2000)
+    and free of float noise (15 significant digits)."""
+    return f"{float(t):.15g}"
 
 
 def number_text(v: float, digits: int = 4) -> str:
