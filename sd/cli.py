@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import SdInputError, SdRuntimeError
@@ -122,6 +123,20 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sd`` command; returns the exit status."""
     parser = build_parser()
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    # A warning is one line for a user, no source line; only its format changes, so
+    # whoever records warnings (a test, a caller) still receives them.
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _format_warning
+    try:
+        return _dispatch(parser, argv, debug)
+    finally:
+        warnings.formatwarning = formatwarning
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"sd: warning: {message}\n"
+
+
+def _dispatch(parser, argv, debug: bool) -> int:
     command = None
     try:
         args = parser.parse_args(argv)
