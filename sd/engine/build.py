@@ -291,18 +291,17 @@ class _Python:
     every literal a numpy float, so it ends as on every engine: with the
     NaN or inf reported by the run layer."""
 
-    def __init__(self, tree, model):
-        self.model = model
-        self.fn = _exec(tree)
+    def __init__(self, tree, fn, model):
+        self.model, self.fn, self._tree = model, fn, tree
         self._numpy_literals = None
-        self._tree = tree
 
     def __call__(self, P, *args):
         try:
             return self.fn(P, *args)
         except (ArithmeticError, ValueError, TypeError):
             if self._numpy_literals is None:
-                self._numpy_literals = _exec(_NumpyLiterals().visit(copy.deepcopy(self._tree)))
+                tree = _NumpyLiterals().visit(copy.deepcopy(self._tree))
+                self._numpy_literals = _exec(ast.fix_missing_locations(tree))
             return self._numpy_literals(P, *args)
 
 
@@ -317,13 +316,21 @@ class _NumpyLiterals(ast.NodeTransformer):
 
 def _exec(tree):
     env = {"np": np, "_f64": np.float64, **runtime.python_helpers()}
-    exec(compile(ast.fix_missing_locations(tree), "<sd engine python>", "exec"), env)
+    exec(compile(tree, "<sd engine python>", "exec"), env)
     return env["simulate"]
 
 
 def _python(source: str, model) -> _Python:
-    verify_source(source, model=str(model.path), numba=False)
-    return _Python(ast.parse(source), model)
+    key = hashlib.sha256(source.encode()).hexdigest()
+    if key not in _PYTHON:      # verified and compiled once per process
+        verify_source(source, model=str(model.path), numba=False)
+        tree = ast.parse(source)
+        _PYTHON[key] = (tree, _exec(tree))
+    return _Python(*_PYTHON[key], model)
+
+
+#: Verified python back-end code of this process, by its source's digest.
+_PYTHON: dict = {}
 
 
 def _load(source: str, digest: str, mode: str, model: str):

@@ -251,8 +251,9 @@ def first_failure(ds: xr.Dataset, model: Model) -> str | None:
     consequences.
     """
     first = {}
-    for name, da in ds.data_vars.items():
-        values = np.asarray(da.transpose("time", ...).values, dtype=float)
+    for name in ds.data_vars:
+        # the Variable, not a DataArray: building one per variable costs ~0.3 ms
+        values = np.asarray(ds.variables[name].transpose("time", ...).values, dtype=float)
         bad = ~np.isfinite(values.reshape(len(values), -1))
         rows = np.flatnonzero(bad.any(axis=1))
         if len(rows):
