@@ -309,9 +309,10 @@ def test_a_stored_description_is_data(cache, tmp_path):
 
 
 # -- the back end of one run --------------------------------------------------------------------------
-def test_python_back_end_agrees_with_numba(cache):
-    """Same generated code, same numbers (tolerance 0: same operations in the
-    same order on float64)."""
+def test_python_back_end_agrees_with_the_numpy_back_end(cache):
+    """The same formulas in the same order on float64 (scalars in CPython,
+    arrays in numpy): rtol 1e-12 leaves room only for numpy's own pow/exp on
+    arrays versus scalars (all 138 SDXorg cases the engine runs agree too)."""
     from sd.engine import compile_model, run_compiled
     from sd.model import load
 

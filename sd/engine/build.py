@@ -284,25 +284,47 @@ class _Python:
     functions: no compile step, ~0.1 us per node and time step (a one-off run
     of a model of ~100 equations over ~2,000 steps takes ~20 ms).
 
-    Values are numpy floats (constants, times and states come from arrays),
-    which follow numba's numpy error model (x/0 is inf, a negative number to
-    a fractional power NaN); only arithmetic between two number literals of
-    the code is CPython's, which raises instead. Such a run is done again with
-    every literal a numpy float, so it ends as on every engine: with the
-    NaN or inf reported by the run layer."""
+    CPython raises where numba's numpy error model gives inf or NaN (x/0, a
+    negative number to a fractional power, an overflow), so a run that
+    raises is done again with numpy floats throughout (the arrays as they
+    are, every literal of the code a numpy float): it then ends as on every
+    engine, with the NaN or inf reported by the run layer."""
 
     def __init__(self, tree, fn, model):
         self.model, self.fn, self._tree = model, fn, tree
         self._numpy_literals = None
 
-    def __call__(self, P, *args):
+    def __call__(self, P, C, Ci, LX, LY, LO, LN, times, save_idx, sel, out):
+        # Python floats and lists, not numpy scalars and arrays: CPython's own
+        # float arithmetic and list indexing take half the time (the same
+        # IEEE operations: identical results)
+        native = [_Sequence(a.tolist()) for a in (C, Ci, LX, LY, LO, LN, times, save_idx, sel)]
         try:
-            return self.fn(P, *args)
+            return self.fn(_Rows(P), *native, out)
         except (ArithmeticError, ValueError, TypeError):
+            args = (C, Ci, LX, LY, LO, LN, times, save_idx, sel, out)
             if self._numpy_literals is None:
                 tree = _NumpyLiterals().visit(copy.deepcopy(self._tree))
                 self._numpy_literals = _exec(ast.fix_missing_locations(tree))
             return self._numpy_literals(P, *args)
+
+
+class _Sequence(list):
+    """A list with the ``shape`` the generated code reads."""
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self),)
+
+
+class _Rows:
+    """The constants matrix as Python floats, indexed ``P[r, i]``."""
+
+    def __init__(self, P):
+        self.shape, self._rows = P.shape, P.tolist()
+
+    def __getitem__(self, key):
+        return self._rows[key[0]][key[1]]
 
 
 class _NumpyLiterals(ast.NodeTransformer):
