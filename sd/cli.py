@@ -220,13 +220,15 @@ def cmd_info(args) -> int:
 # -- sd calibrate ----------------------------------------------------------------
 def cmd_calibrate(args) -> int:
     from ._common import safe_name
-    from .calibration import calibrate
+    from .calibration import SetResult, calibrate
     from .report.calibration import write_all
     from .report.folder import output_folder
 
     out = output_folder(args.out, Path("results") / f"calibration-{safe_name(Path(args.spec).stem)}")
-    result = calibrate(args.spec, data=args.data, checkpoint=out / "checkpoint.json",
+    result = calibrate(args.spec, data=args.data, checkpoint=out / "checkpoint",
                        resume=args.resume, progress=not args.no_progress)
+    if isinstance(result, SetResult):
+        return _report_set(result, args, out)
     written = write_all(result, out)
     print(f"{Path(args.spec).name}: payoff {result.payoff:.6g}, {result.n_met}/"
           f"{len(result.targets)} documented outcomes met, {result.nfev} runs, "
@@ -238,6 +240,38 @@ def cmd_calibrate(args) -> int:
               f"far. Continue with: sd calibrate {args.spec} --out {out} --resume",
               file=sys.stderr)
         return 130
+    return 0
+
+
+def _report_set(result, args, out: Path) -> int:
+    from .report.folder import staged
+    from .report.set_calibration import write_set
+
+    with staged(out, "fit.json") as folder:
+        names = write_set(result, folder)
+    import shutil
+
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)     # finished: nothing to resume
+    m, scr = result.mass, result.screening
+    print(f"{Path(args.spec).name}: {scr.draws:,} prior draws, {len(scr.accepted)} meet all "
+          f"{len(result.rule.targets)} documented outcomes; the consistent set holds "
+          f"{100 * m.share:.3g}% ± {100 * m.se:.2g}% of the prior; {len(result.members):,} "
+          f"members from {len(set(result.groups.tolist()))} chains; {result.runs:,} runs in "
+          f"{sum(result.seconds.values()):.1f} s, engine {result.provenance.get('engine')}"
+          + (" (resumed)" if result.resumed else ""))
+    if result.conclusions:
+        import pandas as pd
+
+        agree = result.spec.set.agree
+        rows = pd.DataFrame([{"question": c.question[:90], "share": f"{c.share.share:.2f}",
+                              "s.e.": f"{c.share.se:.2f}", "verdict": c.verdict(agree)}
+                             for c in result.conclusions])
+        print(rows.to_string(index=False))
+    for v in result.variants:
+        print(f"  variant {v.name}: {v.verdict} (Bayes factor {v.ratio:.2g}, 95% "
+              f"[{v.ratio_bounds[0]:.2g}, {v.ratio_bounds[1]:.2g}])")
+    for name in names:
+        print(f"  wrote {out / name}")
     return 0
 
 

@@ -140,6 +140,48 @@ def _draw_target(ax, t) -> None:
                                lw=1.5, label=f"documented {tg.kind}"))
 
 
+def plot_set_variable(times, paths: np.ndarray, variable: str, targets=(), units: str = "",
+                      ax=None):
+    """Members of a behaviour-consistent set: median and 50/90 % bands of
+    ``variable`` (``paths``: members x times) with the documented outcomes."""
+    ax = _axes(ax, (8, 3.2))
+    q = np.nanquantile(paths, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+    ax.fill_between(times, q[0], q[4], color="#2f7fd1", alpha=0.2, label="90% of the set")
+    ax.fill_between(times, q[1], q[3], color="#2f7fd1", alpha=0.4, label="50% of the set")
+    ax.plot(times, q[2], color="k", lw=1.5, label="median")
+    for tg in targets:
+        _draw_target(ax, {"target": tg, "satisfied": True})
+    ax.set_title(variable)
+    ax.set_xlabel("time")
+    ax.set_ylabel(_ylabel(variable, units))
+    ax.legend(fontsize=7, loc="best")
+    return ax
+
+
+def plot_marginal(values, low: float, high: float, name: str, ax=None, identified=False):
+    """Histogram of an input over a set against its uniform prior on [low, high]."""
+    ax = _axes(ax, (3, 2.2))
+    ax.hist(values, bins=20, range=(low, high), density=True, color="#2f7fd1", alpha=0.7)
+    ax.axhline(1.0 / (high - low), color="grey", ls="--", lw=1)
+    ax.set_xlim(low, high)
+    ax.set_yticks([])
+    ax.set_title(_wrap(name, 28) + (" (identified)" if identified else ""), fontsize=7)
+    ax.tick_params(labelsize=6)
+    return ax
+
+
+def plot_pair(x, y, xname: str, yname: str, limits, ax=None):
+    """Members of a set in the plane of two inputs (their prior ranges as limits)."""
+    ax = _axes(ax, (2.5, 2.5))
+    ax.scatter(x, y, s=3, alpha=0.4, color="#2f7fd1", linewidths=0)
+    ax.set_xlim(*limits[0])
+    ax.set_ylim(*limits[1])
+    ax.set_xlabel(_wrap(xname, 22), fontsize=6)
+    ax.set_ylabel(_wrap(yname, 22), fontsize=6)
+    ax.tick_params(labelsize=5)
+    return ax
+
+
 #: Vensim's sensitivity-graph bands (percent of runs inside) and colours.
 BANDS = (50, 75, 95, 100)
 _COLOURS = {50: "#f2d100", 75: "#4caf50", 95: "#2f7fd1", 100: "#9e9e9e"}

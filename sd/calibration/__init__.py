@@ -1,11 +1,23 @@
-"""5a CALIBRATION: fit a spec's uncertain parameters to documented outcomes.
+"""5a CALIBRATION: what the documented outcomes say about a model.
 
-:func:`calibrate` reads as the pipeline: spec -> model and engine -> objective
--> optimise -> uncertainty -> counterfactual explanation -> :class:`FitResult`.
-Each step is a function from its own module; reporting is in
-:mod:`sd.report.calibration`.
+:func:`calibrate` reads a spec and takes one of two approaches:
+
+- ``approach = "set"`` (the default): the set of parameter vectors
+  consistent with the documented outcomes, and every question of the spec
+  answered as a probability over it (:mod:`.set_valued`) -> :class:`SetResult`;
+- ``approach = "point"``: spec -> model and engine -> objective -> optimise
+  -> uncertainty -> counterfactual explanation -> :class:`FitResult`, for
+  data-rich cases (series with known errors) and synthetic recovery.
+
+Public functions built on a set (:mod:`.over_set`): :func:`accepted_set`
+(the accepted set of a calibration, from its result or its output folder)
+and :func:`run_over_set` (a scenario run over the accepted set -> a
+distribution). Reporting is in :mod:`sd.report.calibration` and
+:mod:`sd.report.set_calibration`.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 from .. import provenance
 from ..errors import SdRuntimeError
@@ -15,15 +27,17 @@ from ..simulation import failed_runs, prepare
 from . import counterfactuals, uncertainty
 from .objective import Objective
 from .optimisers import optimise
-from .result import FitResult
+from .over_set import AcceptedSet, SetDistribution, accepted_set, run_over_set
+from .result import FitResult, SetResult
 from .spec import Spec, check_spec, load_spec
 
-__all__ = ["calibrate", "FitResult", "Spec", "load_spec"]
+__all__ = ["calibrate", "FitResult", "SetResult", "Spec", "load_spec", "accepted_set",
+           "run_over_set", "AcceptedSet", "SetDistribution"]
 
 
 def calibrate(spec_path, *, data=None, checkpoint=None, resume=False,
-              progress=True) -> FitResult:
-    """Fit the spec's parameters to its documented outcomes.
+              progress=True) -> FitResult | SetResult:
+    """Calibrate the spec's model against its documented outcomes.
 
     Parameters
     ----------
@@ -32,22 +46,32 @@ def calibrate(spec_path, *, data=None, checkpoint=None, resume=False,
     data : str or Path, optional
         Outcomes file replacing the spec's ``data``.
     checkpoint : Path, optional
-        JSON file updated atomically as the optimiser progresses.
+        Folder where finished pieces of work are saved as the job progresses
+        (:mod:`.checkpoint`; a point fit keeps ``optimiser.json`` there).
     resume : bool
-        Continue from ``checkpoint`` (skip finished starts, restart from the
-        best point; a finished optimisation is not repeated).
+        Continue from ``checkpoint``, after validating it against the spec,
+        data and model.
     progress : bool
         Show a progress bar on stderr.
 
     Returns
     -------
-    FitResult
-        ``interrupted`` is True when Ctrl-C stopped the job; the values are
-        then the best fit seen so far and ``stage`` says what was cut short.
+    SetResult or FitResult
+        By the spec's ``approach``. A point fit's ``interrupted`` is True when
+        Ctrl-C stopped it (the values are then the best fit seen so far); a
+        set-valued calibration interrupted raises ``KeyboardInterrupt`` with
+        its checkpoint saved.
     """
     spec = load_spec(spec_path, data)                                     # 1. spec and data
     sim = prepare(load(spec.model), spec.engine)                          # 2. model, engine
     spec = check_spec(spec, sim.model)
+    if spec.approach == "set":
+        from .set_valued import calibrate_set
+
+        with _progress_bar(progress, spec) as bar:
+            return calibrate_set(spec, sim, checkpoint, resume, bar)
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint) / "optimiser.json"
     with _progress_bar(progress, spec) as bar:
         objective = Objective(sim, spec, progress=bar)                    # 3. objective
         run = optimise(objective, spec, checkpoint, resume)               # 4. optimise
@@ -122,6 +146,9 @@ class _progress_bar:
 
 def _budget(spec: Spec) -> int:
     """Rough number of runs, for the progress bar only."""
+    if spec.approach == "set":
+        o = spec.set
+        return o.draws + o.max_starts * o.replicas * (o.steps + o.steps // o.thin * 10)
     p = len(spec.parameters)
     if spec.method == "differential_evolution":
         fit = max(5, spec.popsize * p) * (spec.maxiter + 1)

@@ -69,7 +69,7 @@ def check(model, spec):
         window = ()
     if len(window) != 2 or window[0] > window[1]:
         raise SdInputError(f"{spec.path}: [explain] window must be [start, end], e.g. [1996, 2000].")
-    return variable, window, _cases(model, spec)
+    return variable, window, cases(model, cfg, spec.path)
 
 
 def explain(sim: Simulator, spec, fitted: dict) -> Explanation | None:
@@ -113,33 +113,40 @@ def _run(sim: Simulator, constants: dict, variable: str):
     return ds["time"].values, ds[variable].values[0], why
 
 
-def _cases(model, spec) -> list[dict]:
-    cfg = spec.explain
-    cases = []
-    names = list(cfg.get("counterfactuals", []))
+def cases(model, cfg: dict, spec_path: Path, key: str = "counterfactuals",
+          where: str = "[explain]") -> list[dict]:
+    """The scenarios a spec table names (``cfg[key]``, from ``cfg["scenarios"]``)
+    and its ``extra`` tables, each checked against ``model``:
+    ``{"name", "description", "constants"}``."""
+    out = []
+    names = cfg.get(key, [])
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise SdInputError(f"{spec_path}: {where} {key} must be a list of scenario names.")
     if names:
         if "scenarios" not in cfg:
-            raise SdInputError(f"{spec.path}: [explain] counterfactuals need scenarios = FILE.")
-        file = (spec.path.parent / str(cfg["scenarios"])).resolve()
+            raise SdInputError(f"{spec_path}: {where} {key} need scenarios = FILE.")
+        file = (spec_path.parent / str(cfg["scenarios"])).resolve()
         table = load_toml(file)
         for name in names:
             if name not in table:
-                raise SdInputError(f"{spec.path}: [explain] counterfactual {name!r} is not in "
-                                   f"{file}." + suggest(name, table))
+                raise SdInputError(f"{spec_path}: {where} {key}: scenario {name!r} is not in "
+                                   f"{file}." + suggest(str(name), table))
             sc = validate(table[name], model)
-            cases.append({"name": name, "description": sc.description,
-                          "constants": dict(sc.constants)})
+            out.append({"name": name, "description": sc.description,
+                        "constants": dict(sc.constants)})
+    if key != "counterfactuals":
+        return out
     for name, table in dict(cfg.get("extra", {})).items():
         description = str(table.get("description", ""))
         try:
             constants = {k: float(v) for k, v in table.items() if k != "description"}
         except (TypeError, ValueError):
-            raise SdInputError(f"{spec.path}: [explain.extra.{name}] values must be numbers.") \
+            raise SdInputError(f"{spec_path}: [explain.extra.{name}] values must be numbers.") \
                 from None
         sc = validate(Scenario(name=name, constants=constants,
-                               source=f"[explain.extra.{name}] in {spec.path.name}"), model)
-        cases.append({"name": name, "description": description, "constants": dict(sc.constants)})
-    return cases
+                               source=f"[explain.extra.{name}] in {spec_path.name}"), model)
+        out.append({"name": name, "description": description, "constants": dict(sc.constants)})
+    return out
 
 
 #: A counterfactual that removes at least this fraction of the fall prevents the collapse.

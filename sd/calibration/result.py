@@ -60,3 +60,90 @@ class FitResult:
     @property
     def n_met(self) -> int:
         return sum(t["satisfied"] for t in self.targets)
+
+
+@dataclass(frozen=True)
+class SetResult:
+    """A set-valued calibration: the behaviour-consistent set and what it decides.
+
+    Attributes
+    ----------
+    spec : Spec
+    inputs : sd.calibration.inputs.Inputs
+        The uncertain inputs (uniform priors), fixed values, held constants.
+    rule : sd.calibration.acceptance.Rule
+    screening : sd.calibration.screening.Screening
+        Prior draws: per-target pass shares, sensitivity, the mass estimate.
+    mass : sd.calibration.estimates.Share
+        Prior mass of the set (share of the prior meeting every outcome).
+    search : sd.calibration.waves.Search or None
+        The sequential search, when the screening found too few members.
+    members : ndarray (n, inputs)
+        The set's members used for every conclusion (unit coordinates).
+    groups : ndarray (n,)
+        Independent group (chain start) of each member.
+    acceptance : float
+        Share of the chains' proposals accepted.
+    marginals : list of sd.calibration.marginals.Marginal
+    representative : int
+        Row of ``members`` nearest the set's medians (for a ``.cin``).
+    questions : sd.calibration.questions.Questions or None
+    outcomes : sd.calibration.conclusions.Outcomes
+        Reference (and counterfactual) numbers and trajectories of the members.
+    conclusions : tuple of sd.calibration.conclusions.Conclusion
+    shapley : list
+        Per cause: mean Shapley value and mean share of the total, with SEs.
+    data_value : mapping
+        Question -> ranked candidate observations (undecided questions).
+    variants : tuple of sd.calibration.variants.Variant
+    halving : sd.calibration.numerics.Halving or None
+    outflows : list of sd.calibration.numerics.Outflow
+    runs : int
+    seconds : mapping
+        Phase -> wall seconds.
+    resumed : bool
+        Finished pieces were loaded from a checkpoint.
+    notes : tuple of str
+        Warnings for the report.
+    provenance : mapping
+    units : mapping
+        Vensim units of the variables in ``outcomes.paths``.
+    """
+
+    spec: Spec
+    inputs: object
+    rule: object
+    screening: object
+    mass: object
+    members: object
+    groups: object
+    acceptance: float
+    marginals: list
+    representative: int
+    questions: object
+    outcomes: object
+    conclusions: tuple
+    shapley: list = field(default_factory=list)
+    data_value: Mapping = field(default_factory=dict)
+    variants: tuple = ()
+    halving: object = None
+    outflows: list = field(default_factory=list)
+    search: object = None
+    runs: int = 0
+    seconds: Mapping = field(default_factory=dict)
+    resumed: bool = False
+    notes: tuple = ()
+    provenance: Mapping = field(default_factory=dict)
+    units: Mapping = field(default_factory=dict)
+
+    @property
+    def values(self):
+        """The members in model units, one column per input (a DataFrame)."""
+        from .acceptance import frame_of
+
+        return frame_of(self.inputs, self.members)
+
+    @property
+    def found(self) -> bool:
+        """Whether any parameter set met every documented outcome."""
+        return len(self.members) > 0

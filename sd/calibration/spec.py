@@ -1,11 +1,19 @@
 """A calibration problem as read from a TOML spec, checked against its model.
 
 Spec keys (paths relative to the spec): ``model``, ``data`` (outcomes CSV, or
-a ``.vpd`` with ``data_file``), ``parameters`` (a table or a ``.voc`` file),
-``seed``, ``engine``, ``description`` and the tables ``[optimizer]``,
-``[fixed]``, ``[confidence]``, ``[explain]``. Every key of every table is
-checked when the spec loads: a misspelt option is refused with the nearest
-valid key, never silently replaced by its default.
+a ``.vpd`` with ``data_file``), ``approach``, ``seed``, ``engine``,
+``description``, and the tables:
+
+- set-valued calibration (``approach = "set"``, the default without
+  ``[parameters]``): ``[uncertain]`` (:mod:`.inputs`), ``[set]``
+  (:class:`SetOptions`), ``[variants]`` (structural hypotheses), ``[explain]``
+  (:mod:`.questions`), ``[fixed]``;
+- point fitting (``approach = "point"``, the default with ``[parameters]``):
+  ``parameters`` (a table or a ``.voc`` file), ``[optimizer]``,
+  ``[confidence]``, ``[fixed]``, ``[explain]``.
+
+Every key of every table is checked when the spec loads: a misspelt option is
+refused with the nearest valid key, never silently replaced by its default.
 """
 from __future__ import annotations
 
@@ -25,12 +33,18 @@ from . import counterfactuals, vensim_files
 
 METHODS = ("differential_evolution", "least_squares", "powell")
 
+#: ``approach``: the set of parameter vectors consistent with the documented
+#: outcomes, or one point fitted by an optimiser (data-rich cases).
+APPROACHES = ("set", "point")
+
 #: Values of ``[confidence] profile``; the first is the default (see
 #: :mod:`sd.calibration.uncertainty`).
 PROFILE_KINDS = ("optimised", "conditional")
 
 _TOP = ("model", "data", "data_file", "parameters", "seed", "engine", "optimizer", "fixed",
-        "confidence", "explain", "description")
+        "confidence", "explain", "description", "approach", "uncertain", "set", "variants")
+UNCERTAIN_KEYS = ("exclude", "ranges")
+VARIANT_KEYS = ("scenarios", "names", "draws")
 OPTIMIZER_KEYS = ("method", "seed", "starts", "popsize", "maxiter", "max_evals", "polish")
 CONFIDENCE_KEYS = ("profile", "profile_points", "mcmc_steps", "mcmc_walkers")
 
@@ -49,6 +63,67 @@ class Parameter:
 
     def from_unit(self, u):
         return self.low + np.asarray(u, dtype=float) * (self.high - self.low)
+
+
+@dataclass(frozen=True)
+class SetOptions:
+    """The ``[set]`` table: how the behaviour-consistent set is found and read.
+
+    Attributes
+    ----------
+    draws : int
+        Prior draws of the screening (every uncertain input, uniform).
+    chunk : int
+        Runs per batch (and per checkpoint) of the screening.
+    point_sigmas : float
+        A point outcome is met within this many standard deviations.
+    interval_tolerance : float
+        A range or pattern outcome is met when it is missed by at most this
+        much, in units of its tolerance (its ``sigma``, else its half-width);
+        0 = a hard constraint.
+    max_starts : int
+        Screening members that start Markov chains (at most).
+    replicas : int
+        Chains from each start (independent proposals).
+    steps : int
+        Steps of every chain.
+    thin : int
+        Conclusions are computed on the chain states every ``thin`` steps.
+    informative_share : float
+        A target met by at least this share of prior draws is flagged
+        uninformative.
+    identified_width : float
+        An input is identified when its 90 % accepted interval spans at most
+        this fraction of its prior range.
+    agree : float
+        A conclusion is decided when at least this share of sets agree.
+    level_draws : int
+        Particles per level of the sequential (subset-simulation) search, used
+        for structural variants and when the screening finds too few sets.
+    min_starts : int
+        Fewer screening members than this: the set is found by the
+        sequential search instead.
+    check_members : int
+        Members rerun with half the TIME STEP (numerics check).
+    """
+
+    draws: int = 100_000
+    chunk: int = 12_500
+    point_sigmas: float = 2.0
+    interval_tolerance: float = 0.0
+    max_starts: int = 100
+    replicas: int = 8
+    steps: int = 30
+    thin: int = 10
+    informative_share: float = 0.95
+    identified_width: float = 0.25
+    agree: float = 0.9
+    level_draws: int = 2000
+    min_starts: int = 10
+    check_members: int = 150
+
+
+SET_KEYS = tuple(SetOptions.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -75,6 +150,10 @@ class Spec:
     explain: Mapping = field(default_factory=dict)
     engine: str = "auto"
     sha256: Mapping[str, str] = field(default_factory=dict)
+    approach: str = "point"
+    uncertain: Mapping = field(default_factory=dict)
+    set: SetOptions = field(default_factory=SetOptions)
+    variants: Mapping = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -105,7 +184,17 @@ def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
         targets = vensim_files.read_vpd(data_path, _file(path.parent, raw, "data_file", path))
     else:
         targets = outcomes.load(data_path)
-    parameters, options, hashed = _parameters_of(path, raw, model, data_path)
+    approach = _choice(raw.get("approach", "point" if "parameters" in raw else "set"),
+                       APPROACHES, f"{path}: approach")
+    if approach == "set":
+        if "parameters" in raw:
+            raise SdInputError(f"{path}: [parameters] belongs to point fitting (approach = "
+                               '"point"); a set-valued calibration samples every constant with '
+                               "a range in the .mdl: narrow ranges in [uncertain.ranges].")
+        parameters, options, hashed = (), {}, [path, model, data_path]
+    else:
+        parameters, options, hashed = _parameters_of(path, raw, model, data_path)
+    hashed += _side_files(path, raw)
     opt = {**options, **table(raw, "optimizer", str(path), OPTIMIZER_KEYS)}
     conf = table(raw, "confidence", str(path), CONFIDENCE_KEYS)
     return Spec(
@@ -128,7 +217,51 @@ def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
         profile=_choice(conf.get("profile", PROFILE_KINDS[0]), PROFILE_KINDS,
                         f"{path}: [confidence] profile"),
         explain=table(raw, "explain", str(path)),
-        sha256={str(p): file_sha256(p) for p in hashed})
+        sha256={str(p): file_sha256(p) for p in hashed},
+        approach=approach,
+        uncertain=table(raw, "uncertain", str(path), UNCERTAIN_KEYS),
+        set=_set_options(table(raw, "set", str(path), SET_KEYS), path),
+        variants=table(raw, "variants", str(path), VARIANT_KEYS))
+
+
+def _set_options(raw: dict, path: Path) -> SetOptions:
+    """The ``[set]`` table, every value checked (whole numbers, shares in (0, 1))."""
+    default = SetOptions()
+    out = {}
+    for key in SET_KEYS:
+        where = f"{path}: [set] {key}"
+        value = raw.get(key, getattr(default, key))
+        if isinstance(getattr(default, key), int):
+            out[key] = whole(value, where, 1)
+        else:
+            out[key] = _float(value, where)
+    for key in ("informative_share", "agree", "identified_width"):
+        if not 0 < out[key] <= 1:
+            raise SdInputError(f"{path}: [set] {key} = {out[key]:g} must be in (0, 1].")
+    if out["point_sigmas"] <= 0 or out["interval_tolerance"] < 0:
+        raise SdInputError(f"{path}: [set] point_sigmas must be positive and "
+                           "interval_tolerance at least 0.")
+    if out["thin"] > out["steps"]:
+        raise SdInputError(f"{path}: [set] thin = {out['thin']} is more than steps = "
+                           f"{out['steps']}: no chain state would be used.")
+    if out["level_draws"] < 100:
+        raise SdInputError(f"{path}: [set] level_draws = {out['level_draws']} must be at "
+                           "least 100.")
+    return SetOptions(**out)
+
+
+def _side_files(path: Path, raw: dict) -> list[Path]:
+    """Scenario files the spec reads ([explain], [variants]): hashed with the spec."""
+    out = []
+    for key in ("explain", "variants"):
+        sub = raw.get(key)
+        if isinstance(sub, dict) and isinstance(sub.get("scenarios"), str):
+            f = (path.parent / sub["scenarios"]).resolve()
+            if not f.is_file():
+                raise SdInputError(f"{path}: [{key}] scenarios = {sub['scenarios']!r}: file not "
+                                   f"found ({f}).")
+            out.append(f)
+    return out
 
 
 def _mcmc(conf: dict, path: Path) -> dict:
@@ -221,16 +354,20 @@ def check_spec(spec: Spec, model) -> Spec:
              for k, v in spec.fixed.items()}
     t0, t1 = time_range(model)
     targets = outcomes.check_against(spec.targets, model, t0, t1)
-    counterfactuals.check(model, spec)
+    if spec.approach == "point":
+        counterfactuals.check(model, spec)
     return replace(spec, parameters=params, fixed=fixed, targets=targets)
 
 
 def time_range(model) -> tuple[float, float]:
     """INITIAL TIME and FINAL TIME of the model as written."""
-    fresh = model.fresh()
-    return float(fresh.components.initial_time()), float(fresh.components.final_time())
+    from ..model.timing import settings
+
+    s = settings(model)
+    return s.initial_time, s.final_time
 
 
 def spec_digest(spec: Spec) -> str:
-    """A hash of the spec's files and settings, to match checkpoints."""
-    return hashlib.sha256(json.dumps(sorted(spec.sha256.items())).encode()).hexdigest()
+    """A hash of the spec's files (spec, model, data, scenario files), to match
+    checkpoints. Paths are not part of it: a moved project resumes."""
+    return hashlib.sha256(json.dumps(sorted(spec.sha256.values())).encode()).hexdigest()

@@ -164,6 +164,12 @@ def _seal(body: dict) -> str:
     return hmac.new(_secret(), text, hashlib.sha256).hexdigest()
 
 
+def seal_bytes(data: bytes, purpose: str) -> str:
+    """HMAC-SHA256 of ``data`` under the per-user secret; ``purpose`` keeps
+    seals made for one use (e.g. calibration checkpoints) from passing as another."""
+    return hmac.new(_secret(), purpose.encode() + b"\0" + data, hashlib.sha256).hexdigest()
+
+
 def sign(where: Path, kind: str, key: str) -> None:
     """Write the sealed manifest of every file now in the entry ``where``."""
     files = {}

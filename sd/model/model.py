@@ -44,6 +44,9 @@ class Variable:
         The comment field of the equation ("" when empty).
     subscripts : tuple of str
         Subscript ranges the variable is defined over (empty if scalar).
+    limits : tuple
+        ``(low, high)`` of the range in the units field (Vensim's slider
+        range, ``~ Dmnl [0.05,0.5]``); None where absent or ``?``.
     """
 
     name: str
@@ -52,6 +55,7 @@ class Variable:
     units: str = ""
     comment: str = ""
     subscripts: tuple[str, ...] = ()
+    limits: tuple = (None, None)
 
 
 @dataclass(frozen=True)
@@ -334,8 +338,17 @@ def describe(abstract) -> dict[str, Variable]:
         out[el.name] = Variable(name=el.name, py_name=names.namespace[el.name], kind=kind,
                                 units=(el.units or "").strip(),
                                 comment=(el.documentation or "").strip(),
-                                subscripts=_dims(el.components, ranges))
+                                subscripts=_dims(el.components, ranges),
+                                limits=_limits(el.limits))
     return out
+
+
+def _limits(limits) -> tuple:
+    """``(low, high)`` of a units-field range; None for an absent or ``?`` end."""
+    import math
+
+    ends = tuple(limits or ())[:2] + (None, None)
+    return tuple(float(v) if v is not None and math.isfinite(v) else None for v in ends[:2])
 
 
 def _is_type(node, name: str) -> bool:

@@ -16,6 +16,9 @@ kind           keys                 value
 ``time_of_max`` ``start``, ``end``  first time the largest value is reached
 ``time_of_min`` ``start``, ``end``  first time the smallest value is reached
 ``mean``       ``start``, ``end``   time-weighted (trapezoid) mean over window
+``halving_time`` ``start``, ``end`` time from the largest value until the value
+                                    first falls to half of it (the speed of a
+                                    collapse); NaN if it never does in the window
 =============  ===================  ===========================================
 
 ``start`` and ``end`` are optional and default to the whole run. Trajectories
@@ -44,6 +47,7 @@ KINDS = {
     "time_of_max": ("start", "end"),
     "time_of_min": ("start", "end"),
     "mean": ("start", "end"),
+    "halving_time": ("start", "end"),
 }
 
 
@@ -180,9 +184,30 @@ def _windowed(m: Metric, times, y) -> np.ndarray:
         if hi <= lo:
             return w[:, 0]
         return ((w[:, 1:] + w[:, :-1]) / 2 * np.diff(at)).sum(axis=1) / (hi - lo)
+    if m.kind == "halving_time":
+        return _halving(at, w)
     # argmax/argmin return the first occurrence: the time the extreme is reached.
     pick = np.argmax if m.kind == "time_of_max" else np.argmin
     return at[pick(np.where(np.isfinite(w), w, 0.0), axis=1)]
+
+
+def _halving(at: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Time from each row's first maximum until it first falls to half of it
+    (between saved times by linear interpolation); NaN if it never does."""
+    filled = np.where(np.isfinite(w), w, -np.inf)
+    top = np.argmax(filled, axis=1)
+    peak = filled[np.arange(len(w)), top]
+    after = np.arange(w.shape[1])[None, :] > top[:, None]
+    below = after & (w <= peak[:, None] / 2)
+    hit = np.argmax(below, axis=1)
+    out = np.full(len(w), np.nan)
+    ok = below.any(axis=1) & (peak > 0)
+    i = np.flatnonzero(ok)
+    k = hit[i]
+    y0, y1 = w[i, k - 1], w[i, k]
+    frac = np.where(y0 != y1, (y0 - peak[i] / 2) / np.where(y0 != y1, y0 - y1, 1.0), 1.0)
+    out[i] = at[k - 1] + np.clip(frac, 0.0, 1.0) * (at[k] - at[k - 1]) - at[top[i]]
+    return out
 
 
 def _inside(t: float, times: np.ndarray, m: Metric) -> None:
