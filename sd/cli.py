@@ -268,8 +268,10 @@ def _report_set(result, args, out: Path) -> int:
                              for c in result.conclusions])
         print(rows.to_string(index=False))
     for v in result.variants:
-        print(f"  variant {v.name}: {v.verdict} (Bayes factor {v.ratio:.2g}, 95% "
-              f"[{v.ratio_bounds[0]:.2g}, {v.ratio_bounds[1]:.2g}])")
+        print(f"  variant {v.name}: {v.verdict} " + (
+            f"(Bayes factor {v.ratio:.2g}, 95% [{v.ratio_bounds[0]:.2g}, "
+            f"{v.ratio_bounds[1]:.2g}])" if v.search.found else
+            "(no parameter set within the ranges meets every outcome)"))
     for name in names:
         print(f"  wrote {out / name}")
     return 0

@@ -22,11 +22,15 @@ from ._common import atomic_path
 from .model.sketch import Cloud, Sketch, SketchVariable, Valve, View
 
 
-def figure(nrows: int = 1, ncols: int = 1, *, size=(7, 4)):
-    """A figure outside pyplot and its Axes grid (``squeeze=False``), for files."""
+def figure(nrows: int = 1, ncols: int = 1, *, size=(7, 4), layout: str | None = "constrained"):
+    """A figure outside pyplot and its Axes grid (``squeeze=False``), for files.
+
+    ``layout=None`` skips the constrained layout, whose cost grows with the
+    number of Axes (seconds for a grid of dozens).
+    """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout=layout)
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
@@ -158,15 +162,28 @@ def plot_set_variable(times, paths: np.ndarray, variable: str, targets=(), units
     return ax
 
 
-def plot_marginal(values, low: float, high: float, name: str, ax=None, identified=False):
-    """Histogram of an input over a set against its uniform prior on [low, high]."""
-    ax = _axes(ax, (3, 2.2))
-    ax.hist(values, bins=20, range=(low, high), density=True, color="#2f7fd1", alpha=0.7)
-    ax.axhline(1.0 / (high - low), color="grey", ls="--", lw=1)
-    ax.set_xlim(low, high)
-    ax.set_yticks([])
-    ax.set_title(_wrap(name, 28) + (" (identified)" if identified else ""), fontsize=7)
-    ax.tick_params(labelsize=6)
+def plot_intervals(names, quantiles, ax=None, marks=()):
+    """Inputs over a set, each scaled to its prior range [0, 1]: 90 % (thin)
+    and 50 % (thick) intervals and the median, one row per input.
+
+    ``quantiles``: (inputs, 5) of the 5, 25, 50, 75 and 95 % points in unit
+    coordinates; ``marks``: rows to label as identified.
+    """
+    ax = _axes(ax, (7, 0.22 * len(names) + 1))
+    q = np.asarray(quantiles)
+    y = np.arange(len(names))[::-1]
+    ax.hlines(y, 0, 1, color="#dddddd", lw=6, label="prior range")
+    ax.hlines(y, q[:, 0], q[:, 4], color="#2f7fd1", lw=1.5, label="90% of the set")
+    ax.hlines(y, q[:, 1], q[:, 3], color="#2f7fd1", lw=4, label="50% of the set")
+    ax.plot(q[:, 2], y, "k|", ms=8, label="median")
+    ax.set_yticks(y)
+    ax.set_yticklabels([n + (" (identified)" if i in marks else "") for i, n in enumerate(names)],
+                       fontsize=7)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-1, len(names))
+    ax.set_xlabel("position in the prior range (0 = low, 1 = high)")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.0 + 1.2 / max(len(names), 1)),
+              ncol=4, frameon=False)
     return ax
 
 

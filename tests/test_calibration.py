@@ -96,13 +96,13 @@ def test_powell_from_vensim_voc_and_vpd(synthetic):
 
 def test_checkpoint_resume_skips_finished_starts(synthetic, tmp_path):
     spec = write_spec(synthetic)
-    first = calibrate(spec, checkpoint=tmp_path / "cp.json", progress=False)
-    saved = json.loads((tmp_path / "cp.json").read_text())
+    first = calibrate(spec, checkpoint=tmp_path / "cp", progress=False)
+    saved = json.loads((tmp_path / "cp" / "optimiser.json").read_text())["body"]
     assert saved["done"] and set(saved["finished"]) == {"0", "1"}
-    again = calibrate(spec, checkpoint=tmp_path / "cp.json", resume=True,
-                                  progress=False)
+    again = calibrate(spec, checkpoint=tmp_path / "cp", resume=True, progress=False)
     assert again.values == pytest.approx(first.values)
     assert again.nfev < first.nfev / 2      # only profiles and the final run
+    assert again.provenance["resumed"] and not first.provenance["resumed"]
 
 
 @pytest.mark.parametrize("params, match", [

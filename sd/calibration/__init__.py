@@ -111,7 +111,8 @@ def _result(objective: Objective, run, values, unc, why, stage: str) -> FitResul
                      "satisfied": bool(ok[j])} for j, t in enumerate(spec.targets))
     record = provenance.record(objective.simulator.model, sha256=dict(spec.sha256),
                                seed=spec.seed, method=spec.method, spec=str(spec.path),
-                               data=str(spec.data), **objective.simulator.provenance())
+                               data=str(spec.data), resumed=run.resumed,
+                               **objective.simulator.provenance())
     interrupted = run.interrupted or bool(stage)
     message = run.message if not stage or stage == "optimise" else \
         f"{run.message}; interrupted (Ctrl-C) during the {stage} stage"

@@ -25,7 +25,7 @@ from math import factorial
 
 import numpy as np
 
-from ..outcomes.metrics import Metric, values
+from ..outcomes.metrics import Metric, matrix, values
 from .estimates import Share, grouped, ks
 
 #: Members per run batch (and checkpoint piece).
@@ -49,12 +49,18 @@ class Outcomes:
         Saved times of ``paths``.
     paths : mapping
         Observed variable -> reference trajectories (members, times).
+    held : mapping
+        Mediator cell name -> outcome on the members ``held_rows`` (runs that
+        hold a variable on a path go one by one, so they use a subset).
+    held_rows : ndarray
     """
 
     late: dict
     peak: np.ndarray
     times: np.ndarray
     paths: dict = field(default_factory=dict)
+    held: dict = field(default_factory=dict)
+    held_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Conclusion:
     holds: np.ndarray = field(repr=False)
     share: Share = None
     deciding: list = field(default_factory=list)
+    rows: np.ndarray | None = field(default=None, repr=False)   # members (None: all)
 
     def verdict(self, agree: float) -> str:
         """``"holds"``, ``"does not hold"`` or ``"undecided"`` at the ``agree`` level."""
@@ -88,12 +95,13 @@ class Conclusion:
         return "undecided"
 
 
-def run_members(runner, U, questions, store, key: str = "members", time=None,
-                keep=()) -> Outcomes:
+def run_members(runner, U, questions, store, key: str = "members", time=None, keep=(),
+                held_rows=None) -> Outcomes:
     """Reference and counterfactual runs of the members ``U`` (checkpointed by chunk).
 
     ``questions`` may be None (no ``[explain]``): then only the reference
-    runs, keeping the variables ``keep``.
+    runs, keeping the variables ``keep``. Mediator cells run on the members
+    ``held_rows`` only (default: all).
     """
     q = questions
     if q is None:
@@ -103,7 +111,7 @@ def run_members(runner, U, questions, store, key: str = "members", time=None,
     peak_of = Metric("peak", q.variable, "max", start=t0, end=q.window[0])
     observed = list(dict.fromkeys([q.variable, *q.observe, *(m for m, _ in q.mediators),
                                    *keep]))
-    cells = list(q.cells)
+    cells = [c for c in q.cells if not c.forced]
     late = {"": [], **{c.name: [] for c in cells}}
     peaks, paths, times = [], {v: [] for v in observed}, None
     for c, start in enumerate(range(0, len(U), CHUNK)):
@@ -114,17 +122,12 @@ def run_members(runner, U, questions, store, key: str = "members", time=None,
         if piece is None:
             ref = runner.simulate(rows, variables=observed, time=time)
             times = ref["time"].values
-            P = np.stack([ref[v].transpose("run", "time").values for v in observed])
-            y = P[0]
-            L = [values(late_of, times, y)]
+            P = np.stack([matrix(ref, v) for v in observed])
+            L = [values(late_of, times, P[0])]
             for cell in cells:
-                forced = {cell.forced: (times, P[observed.index(cell.forced)])} \
-                    if cell.forced else None
-                ds = runner.simulate(rows, cell.constants, variables=[q.variable], time=time,
-                                     forced=forced)
-                L.append(values(late_of, ds["time"].values,
-                                ds[q.variable].transpose("run", "time").values))
-            piece = {"late": np.array(L), "peak": values(peak_of, times, y), "paths": P,
+                ds = runner.simulate(rows, cell.constants, variables=[q.variable], time=time)
+                L.append(_late(late_of, ds, q.variable))
+            piece = {"late": np.array(L), "peak": values(peak_of, times, P[0]), "paths": P,
                      "times": times}
             store.put(f"{key}-{c}", **piece)
         times = piece["times"]
@@ -134,9 +137,35 @@ def run_members(runner, U, questions, store, key: str = "members", time=None,
         peaks.append(piece["peak"])
         for i, v in enumerate(observed):
             paths[v].append(piece["paths"][i])
+    paths = {k: np.vstack(v) for k, v in paths.items()}
+    rows = np.arange(len(U)) if held_rows is None else np.asarray(held_rows, dtype=int)
+    held = _held(runner, U, q, rows, times, paths, store, key, time, late_of)
     return Outcomes(late={k: np.concatenate(v) for k, v in late.items()},
-                    peak=np.concatenate(peaks), times=times,
-                    paths={k: np.vstack(v) for k, v in paths.items()})
+                    peak=np.concatenate(peaks), times=times, paths=paths, held=held,
+                    held_rows=rows)
+
+
+def _late(metric, ds, variable) -> np.ndarray:
+    return values(metric, ds["time"].values, matrix(ds, variable))
+
+
+def _held(runner, U, q, rows, times, paths, store, key, time, late_of) -> dict:
+    """Mediator cells: each member of ``rows`` with a variable held on its
+    reference path (saved times, interpolated between them)."""
+    cells = [c for c in q.cells if c.forced]
+    if not cells or not len(rows):
+        return {}
+    piece = store.get(f"{key}-held", {"late": (len(cells), len(rows))})
+    if piece is None:
+        L = []
+        for cell in cells:
+            forced = {cell.forced: (times, paths[cell.forced][rows])}
+            ds = runner.simulate(U[rows], cell.constants, variables=[q.variable], time=time,
+                                 forced=forced)
+            L.append(_late(late_of, ds, q.variable))
+        piece = {"late": np.array(L)}
+        store.put(f"{key}-held", **piece)
+    return {cell.name: piece["late"][i] for i, cell in enumerate(cells)}
 
 
 def _reference_only(runner, U, store, key, time, observed) -> Outcomes:
@@ -147,7 +176,7 @@ def _reference_only(runner, U, store, key, time, observed) -> Outcomes:
                                           "times": (None,)})
         if piece is None:
             ref = runner.simulate(rows, variables=observed, time=time)
-            piece = {"paths": np.stack([ref[v].transpose("run", "time").values
+            piece = {"paths": np.stack([matrix(ref, v)
                                         for v in observed]), "times": ref["time"].values}
             store.put(f"{key}-{c}", **piece)
         times = piece["times"]
@@ -158,15 +187,22 @@ def _reference_only(runner, U, store, key, time, observed) -> Outcomes:
 
 
 # -- statements ----------------------------------------------------------------------------
-def changes(questions, out: Outcomes, name: str) -> np.ndarray:
-    """Whether cell ``name`` changes the outcome, per member (the ``[explain]`` rule)."""
-    q, base, cf = questions, out.late[""], out.late[name]
+def changes(questions, out: Outcomes, name: str, rows=None) -> np.ndarray:
+    """Whether cell ``name`` changes the outcome, per member (the ``[explain]``
+    rule); on the members ``rows`` (a mediator cell: ``out.held_rows``)."""
+    q = questions
+    if name in out.held:
+        rows, cf = out.held_rows, out.held[name]
+    else:
+        cf = out.late[name] if rows is None else out.late[name][rows]
+    base = out.late[""] if rows is None else out.late[""][rows]
+    peak = out.peak if rows is None else out.peak[rows]
     if q.rule == "threshold":
         return cf >= q.value
     if q.rule == "effect":
         return (cf - base) * np.sign(q.value) >= abs(q.value)
-    fall = out.peak - base
-    return (fall > NO_FALL * np.maximum(np.abs(out.peak), 1.0)) & (cf - base >= q.value * fall)
+    fall = peak - base
+    return (fall > NO_FALL * np.maximum(np.abs(peak), 1.0)) & (cf - base >= q.value * fall)
 
 
 def shapley(questions, out: Outcomes) -> np.ndarray:
@@ -194,11 +230,13 @@ def answer(questions, out: Outcomes, groups, U, names, agree: float) -> list[Con
     """Every question of ``questions`` as a share over the members, with what decides it."""
     q = questions
     found = []
+    groups = np.asarray(groups)
 
-    def add(text, kind, holds):
+    def add(text, kind, holds, rows=None):
         holds = np.asarray(holds, dtype=bool)
-        found.append(Conclusion(text, kind, holds, grouped(holds, groups),
-                                deciding(U, holds, names)))
+        g, X = (groups, U) if rows is None else (groups[rows], U[rows])
+        found.append(Conclusion(text, kind, holds, grouped(holds, g), deciding(X, holds, names),
+                                rows))
 
     for name in q.counterfactuals:
         add(q.statement(name), "counterfactual", changes(q, out, name))
@@ -216,11 +254,12 @@ def answer(questions, out: Outcomes, groups, U, names, agree: float) -> list[Con
                 f"{2 ** len(q.causes)} factorial cells)", "largest",
                 (best == i) & (phi[:, i] > 0))
     for held, cause in q.mediators:
-        total = changes(q, out, cause)
+        rows = out.held_rows
+        total = changes(q, out, cause, rows)
         direct = changes(q, out, f"{cause} | {held} held")
-        add(q.statement(f"{cause} | {held} held"), "direct", direct)
+        add(q.statement(f"{cause} | {held} held"), "direct", direct, rows)
         add(f"{cause} changes the outcome only through {held} (it does with {held} free, not "
-            f"with {held} held on its reference path)", "mediated", total & ~direct)
+            f"with {held} held on its reference path)", "mediated", total & ~direct, rows)
     return found
 
 

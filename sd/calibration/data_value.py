@@ -63,7 +63,10 @@ def rank(conclusion, candidates, agree: float, limit: int = 5) -> list[Candidate
     h = conclusion.holds
     now = float(entropy(h.mean()))
     scored = []
+    rows = conclusion.rows
     for name, y in candidates:
+        if rows is not None:
+            y = y[rows]
         gain, settle = information(h, y, BINS, agree)
         scored.append(Candidate(name, gain, settle, now))
     scored.sort(key=lambda c: (-c.gain, -c.settle, c.observation))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..outcomes.metrics import matrix
 from .acceptance import met
 
 #: Random stream of the outflow check's prior draws (see :mod:`.checkpoint`).
@@ -107,8 +108,8 @@ def outflows(runner, members, store, draws: int, seed: int) -> list[Outflow]:
         dt = runner.time.time_step
         F = []
         for f, s in pairs:
-            flow = ds[f].transpose("run", "time").values
-            stock = ds[s].transpose("run", "time").values
+            flow = matrix(ds, f)
+            stock = matrix(ds, s)
             with np.errstate(divide="ignore", invalid="ignore"):
                 frac = np.where(stock > 1e-12, flow * dt / stock, 0.0)
             F.append(np.nanmax(np.where(np.isfinite(frac), frac, 0.0), axis=1))

@@ -38,6 +38,8 @@ class Objective:
     def __init__(self, simulator: Simulator, spec: Spec, progress=None):
         self.simulator, self.spec, self.progress = simulator, spec, progress
         self.variables = outcomes.variables(spec.targets)
+        # range and pattern outcomes: constraints, not likelihoods (see uncertainty)
+        self.hinge = np.array([t.kind != "point" for t in spec.targets], dtype=bool)
         self.nfev = 0
         self.best_u, self.best_payoff = None, np.inf
         self.failures: list[dict] = []

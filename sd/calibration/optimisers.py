@@ -16,8 +16,12 @@ All drivers search the unit cube (see :mod:`sd.calibration.objective`):
     Powell's derivative-free method (Vensim's optimiser), same starts.
 
 A checkpoint JSON (written atomically) records finished starts and the best
-point; ``resume`` skips finished starts, or restarts evolution from the best
-point.
+point, sealed with an HMAC under the per-user secret of the sd cache;
+``resume`` skips finished starts, or restarts evolution from the best point.
+A checkpoint is validated before use: it must be JSON written by sd for the
+same spec, data and model files and method, unchanged since (its seal), with
+the values it should hold; anything else is refused with a message naming
+the file, never silently replaced or trusted.
 """
 from __future__ import annotations
 
@@ -30,7 +34,10 @@ from scipy import optimize
 from scipy.stats import qmc
 
 from .._common import atomic_write_text
+from ..errors import SdInputError
 from .spec import spec_digest
+
+_PURPOSE = "sd point-fit checkpoint"
 
 #: Forward-difference step of the least-squares Jacobian, in unit coordinates.
 JAC_STEP = 0.02
@@ -44,15 +51,25 @@ class Run:
     success: bool
     message: str
     interrupted: bool = False
+    resumed: bool = False
 
 
 def optimise(objective, spec, checkpoint: Path | None = None, resume: bool = False) -> Run:
     """Run the spec's method; on Ctrl-C return the best point seen so far."""
     book = _Checkpoint(checkpoint, spec_digest(spec), spec.method, resume)
     if book.best_u is not None:
+        if len(book.best_u) != len(spec.parameters):
+            raise book._refuse(f"holds {len(book.best_u)} parameters, the spec "
+                               f"{len(spec.parameters)}")
+        # the payoff it claims is checked against the model before it is used
+        payoff = float(objective.payoff(book.best_u[None, :])[0])
+        if not np.isclose(payoff, book.best_payoff, rtol=1e-6, atol=1e-9):
+            raise book._refuse(f"says the best payoff is {book.best_payoff:.6g}, but the model "
+                               f"gives {payoff:.6g} at its best point")
         objective.best_u, objective.best_payoff = book.best_u, book.best_payoff
     if book.done and book.best_u is not None:
-        return Run(book.best_u, True, f"resumed a finished {spec.method} checkpoint")
+        return Run(book.best_u, True, f"resumed a finished {spec.method} checkpoint",
+                   resumed=True)
     driver = {"differential_evolution": _evolve, "least_squares": _least_squares,
               "powell": _powell}[spec.method]
     try:
@@ -64,7 +81,7 @@ def optimise(objective, spec, checkpoint: Path | None = None, resume: bool = Fal
         return Run(objective.best_u, False, "interrupted (Ctrl-C): best fit so far",
                    interrupted=True)
     book.save(objective, done=True)
-    return run
+    return Run(run.u, run.success, run.message, run.interrupted, resumed=book.resumed)
 
 
 def starts(spec, n: int) -> np.ndarray:
@@ -154,23 +171,50 @@ class _Checkpoint:
         self.path, self.digest, self.method = path, digest, method
         self.finished: dict[str, float] = {}
         self.done = False
+        self.resumed = False
         self.best_u, self.best_payoff = None, np.inf
         if resume and path is not None and Path(path).is_file():
             self._load()
 
     def _load(self) -> None:
-        import warnings
+        from ..model.cache import seal_bytes
 
-        data = json.loads(Path(self.path).read_text(encoding="utf-8"))
-        if data.get("spec_digest") != self.digest or data.get("method") != self.method:
-            warnings.warn(f"{self.path}: checkpoint is for another spec or method; "
-                          "starting afresh", stacklevel=3)
-            return
-        self.finished = dict(data.get("finished", {}))
-        self.done = bool(data.get("done"))
-        if data.get("best_u") is not None:
-            self.best_u = np.asarray(data["best_u"], dtype=float)
-            self.best_payoff = float(data["best_payoff"])
+        import hmac
+
+        try:
+            raw = json.loads(Path(self.path).read_text(encoding="utf-8"))
+            body, mac = raw["body"], raw["mac"]
+            ok = isinstance(body, dict) and isinstance(mac, str)
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise self._refuse("is not an sd point-fit checkpoint (expected JSON with 'body' "
+                               "and 'mac')")
+        text = json.dumps(body, sort_keys=True).encode()
+        if not hmac.compare_digest(mac, seal_bytes(text, _PURPOSE)):
+            raise self._refuse("fails its integrity check: it was changed or replaced after "
+                               "sd wrote it")
+        if body.get("spec_digest") != self.digest:
+            raise self._refuse("was written for another spec, data or model (their hashes "
+                               "differ)")
+        if body.get("method") != self.method:
+            raise self._refuse(f"was written by the method {body.get('method')!r}, not "
+                               f"{self.method!r}")
+        try:
+            self.finished = {str(k): float(v) for k, v in dict(body.get("finished", {})).items()}
+            self.done = bool(body.get("done"))
+            if body.get("best_u") is not None:
+                u = np.asarray(body["best_u"], dtype=float)
+                if u.ndim != 1 or not np.all((u >= 0) & (u <= 1)):
+                    raise ValueError("best_u outside the unit cube")
+                self.best_u, self.best_payoff = u, float(body["best_payoff"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise self._refuse(f"holds malformed values ({exc})") from None
+        self.resumed = True
+
+    def _refuse(self, why: str) -> SdInputError:
+        return SdInputError(f"cannot resume: {self.path} {why}. Remove it (or run without "
+                            "--resume) to start afresh.")
 
     def finish(self, k: int, objective) -> None:
         self.finished[str(k)] = float(objective.best_payoff)
@@ -179,9 +223,12 @@ class _Checkpoint:
     def save(self, objective, done: bool = False) -> None:
         if self.path is None or objective.best_u is None:
             return
-        data = {"spec_digest": self.digest, "method": self.method, "done": done,
+        from ..model.cache import seal_bytes
+
+        body = {"spec_digest": self.digest, "method": self.method, "done": done,
                 "finished": self.finished, "best_u": [float(v) for v in objective.best_u],
                 "best_payoff": float(objective.best_payoff), "nfev": objective.nfev,
                 "best": dict(zip(objective.spec.names,
                                  map(float, objective.to_x(objective.best_u)[0])))}
-        atomic_write_text(self.path, json.dumps(data, indent=2) + "\n")
+        mac = seal_bytes(json.dumps(body, sort_keys=True).encode(), _PURPOSE)
+        atomic_write_text(self.path, json.dumps({"body": body, "mac": mac}, indent=2) + "\n")

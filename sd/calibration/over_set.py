@@ -166,7 +166,7 @@ def run_over_set(accepted: AcceptedSet, scenario=None, metrics=(), *, engine=Non
     -------
     SetDistribution
     """
-    from ..outcomes.metrics import values as metric_values
+    from ..outcomes.metrics import matrix, values as metric_values
     from ..scenarios import Scenario, resolve
     from ..simulation import failed_runs, prepare, run_many
 
@@ -194,7 +194,7 @@ def run_over_set(accepted: AcceptedSet, scenario=None, metrics=(), *, engine=Non
         times = ds["time"].values
         for m in metrics:
             out[m.name].append(metric_values(m, times,
-                                             ds[m.variable].transpose("run", "time").values))
+                                             matrix(ds, m.variable)))
     return SetDistribution(scenario.name, pd.DataFrame({k: np.concatenate(v)
                                                         for k, v in out.items()}),
                            np.asarray(accepted.groups), failed)

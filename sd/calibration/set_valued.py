@@ -53,9 +53,10 @@ def calibrate_set(spec, sim, checkpoint=None, resume=False, progress=None) -> Se
     clock("set")
     X = inputs.to_values(members)
     outcomes, found, shap, voi = None, [], [], {}
+    pick = _spread(len(members), o.check_members)   # mediators and the TIME STEP check
     if len(members):                                                             # 3. conclusions
         outcomes = conclusions.run_members(runner, members, questions, store,
-                                           keep=runner.variables)
+                                           keep=runner.variables, held_rows=pick)
         if questions is not None:
             found = conclusions.answer(questions, outcomes, groups, X, inputs.names, o.agree)
             shap = conclusions.shapley_summary(questions, outcomes, groups)
@@ -71,9 +72,9 @@ def calibrate_set(spec, sim, checkpoint=None, resume=False, progress=None) -> Se
     clock("data value")
     halving = outflows = None                                                    # 6. numerics
     if len(members):
-        pick = _spread(len(members), o.check_members)
         halving = numerics.halving(
-            runner, members[pick], questions, [(c.question, c.holds[pick]) for c in found],
+            runner, members[pick], questions,
+            [(c.question, c.holds[pick] if c.rows is None else c.holds) for c in found],
             lambda half: [c.holds for c in conclusions.answer(
                 questions, half, groups[pick], X[pick], inputs.names, o.agree)], store)
     outflows = numerics.outflows(runner, members[_spread(len(members), 200)], store,

@@ -104,7 +104,8 @@ class SetOptions:
         Fewer screening members than this: the set is found by the
         sequential search instead.
     check_members : int
-        Members rerun with half the TIME STEP (numerics check).
+        Members (spread over the chains) rerun with half the TIME STEP, and
+        on which mediator questions are answered (their runs go one by one).
     """
 
     draws: int = 100_000
@@ -118,7 +119,7 @@ class SetOptions:
     informative_share: float = 0.95
     identified_width: float = 0.25
     agree: float = 0.9
-    level_draws: int = 2000
+    level_draws: int = 1000
     min_starts: int = 10
     check_members: int = 150
 

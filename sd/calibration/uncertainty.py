@@ -22,6 +22,13 @@ A profile that never rises by the threshold anywhere within the bounds is
 *flat*: the data do not identify that parameter, and its interval is
 reported as null with a warning.
 
+Only point outcomes (Gaussian errors) enter the deviance the threshold is
+applied to. Range and pattern outcomes are hard constraints, not
+likelihoods: a parameter vector that misses one has infinite deviance (its
+hinge distance is never scored against a chi-square quantile); where the
+profile crosses such a boundary between two grid points, the crossing is
+put halfway.
+
 Correlations come from the Jacobian of the residuals at the optimum
 (central differences in unit coordinates): ``cov = pinv(J^T J)``.
 """
@@ -94,6 +101,22 @@ class Uncertainty:
     profile_nfev: Mapping = field(default_factory=dict)
 
 
+def deviance(objective, res) -> np.ndarray:
+    """``-2 log L`` (up to a constant) of residual rows: the squared point
+    residuals, infinite where a range or pattern outcome is missed."""
+    res = np.atleast_2d(res)
+    hinge = getattr(objective, "hinge", None)
+    if hinge is None or not np.any(hinge):
+        return (res ** 2).sum(axis=1)
+    out = (res[:, ~hinge] ** 2).sum(axis=1)
+    out[np.abs(res[:, hinge]).max(axis=1) > 1e-9] = np.inf
+    return out
+
+
+def _payoff(objective, U) -> np.ndarray:
+    return deviance(objective, objective.residuals(np.atleast_2d(U)))
+
+
 def profile_kind(spec) -> str:
     """The spec's ``[confidence] profile`` (checked when the spec was loaded)."""
     return getattr(spec, "profile", None) or PROFILE_KINDS[0]
@@ -117,8 +140,13 @@ def analyse(objective, u_best: np.ndarray) -> Uncertainty:
     spec = objective.spec
     kind = profile_kind(spec)
     u_best = np.clip(np.asarray(u_best, dtype=float), 0.0, 1.0)
-    f0 = float(objective.payoff(u_best[None, :])[0])
+    f0 = float(_payoff(objective, u_best[None, :])[0])
     ci, ends, profiles, runs, notes = {}, {}, {}, {}, []
+    if not np.isfinite(f0):
+        notes.append("the fit misses a range or pattern outcome (a hard constraint): no "
+                     "interval is defined; use approach = \"set\" for sparse outcomes.")
+        return Uncertainty({p.name: None for p in spec.parameters}, {}, {}, None, tuple(notes),
+                           None, kind, {})
     if kind == "conditional":
         grids = _profile_batch(objective, u_best, spec.profile_points)
     for i, p in enumerate(spec.parameters):
@@ -167,7 +195,7 @@ def _profile_batch(objective, u_best, n):
             u[i] = v
             rows.append(u)
         index.append(g)
-    payoffs = objective.payoff(np.array(rows))
+    payoffs = _payoff(objective, np.array(rows))
     out, k = [], 0
     for g in index:
         out.append((g, payoffs[k:k + len(g)]))
@@ -244,6 +272,8 @@ def _interpolate(v_in, f_in, v_out, f_out, f0):
     there however coarse the grid, where linear interpolation of the payoff
     would put it too close to the fit.
     """
+    if not np.isfinite(f_out):      # a hard constraint's boundary: halfway
+        return 0.5 * (v_in + v_out)
     z_in, z_out = np.sqrt(max(f_in - f0, 0.0)), np.sqrt(max(f_out - f0, 0.0))
     frac = (np.sqrt(CHI2_95) - z_in) / (z_out - z_in) if z_out > z_in else 1.0
     return v_in + float(np.clip(frac, 0.0, 1.0)) * (v_out - v_in)
@@ -268,7 +298,7 @@ class _Refit:
         free = np.flatnonzero(np.arange(len(u)) != self.i)
         if not len(free) or self.objective.nfev >= self.budget:
             self.exhausted |= len(free) > 0
-            return float(self.objective.payoff(u[None, :])[0]), u
+            return float(_payoff(self.objective, u[None, :])[0]), u
         cache: dict[bytes, np.ndarray] = {}
 
         def full(v):
@@ -298,7 +328,7 @@ class _Refit:
         fit = optimize.least_squares(fun, np.clip(u[free], 0, 1), jac=jac, bounds=(0.0, 1.0),
                                      method="trf", max_nfev=POINT_MAX_NFEV, x_scale=1.0,
                                      ftol=1e-3, xtol=1e-3, gtol=1e-8)
-        return float(2 * fit.cost), full(fit.x)     # cost is half the sum of squares
+        return float(deviance(self.objective, fit.fun[None, :])[0]), full(fit.x)
 
 
 def _crossings(grid, payoffs, u0, f0):
@@ -375,7 +405,7 @@ def _mcmc(objective, u_best):
         inside = np.all((U >= 0) & (U <= 1), axis=1)
         out = np.full(len(U), -np.inf)
         if inside.any():
-            out[inside] = -0.5 * objective.payoff(U[inside])
+            out[inside] = -0.5 * _payoff(objective, U[inside])
         return out
 
     sampler = emcee.EnsembleSampler(walkers, p, log_prob, vectorize=True)

@@ -77,7 +77,8 @@ def test(runner, cases, base_mass: float, base_cov: float, base_met, *, n: int, 
     for k, case in enumerate(cases):
         constants = case["constants"]
         s = waves.search(lambda U, c=constants: runner(U, c)[0], d, n, seed, store,
-                         key=f"variant{k}", max_levels=max_levels)
+                         key=f"variant{k}", max_levels=max_levels,
+                         stop_below=REJECT * base_mass * np.exp(-Z95 * base_cov))
         out.append(_verdict(case, s, base_mass, base_cov, base_met))
     return out
 

@@ -75,11 +75,14 @@ class Search:
 
 
 def search(violate, d: int, n: int, seed: int, store, key: str, max_levels: int = 8,
-           first=None) -> Search:
+           first=None, stop_below: float = 0.0) -> Search:
     """Subset simulation of the set ``{distance = 0}`` with ``n`` states per wave.
 
     ``first`` gives the first wave (unit rows and violations) when the caller
-    already ran those prior draws.
+    already ran those prior draws. The search stops, not found, once the
+    level's mass, an upper bound on the set's, is below ``stop_below`` even
+    at two coefficients of variation above its estimate (the caller's
+    verdict no longer depends on going further).
     """
     if first is None:
         U = np.random.default_rng([seed, STREAM, 0]).random((n, d))
@@ -119,6 +122,8 @@ def search(violate, d: int, n: int, seed: int, store, key: str, max_levels: int 
         log_mass += np.log(p)
         cov2 += (1 - p) / (p * n) * (1 + _gamma(keep, chains))
         levels.append(eps)
+        if np.exp(log_mass + 2 * np.sqrt(cov2)) < stop_below:
+            break
         seeds, seeds_V = U[order[:nc]], V[order[:nc]]
         length = int(np.ceil(n / nc))
         ch = sampler.run(violate, seeds, seeds_V, replicas=1, steps=length - 1, thin=1,

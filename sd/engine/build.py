@@ -129,7 +129,8 @@ def key_digest(content_key: str) -> str:
     return h.hexdigest()
 
 
-def compile_model(path, mode: str | None = None, build: bool = True) -> CompiledModel | None:
+def compile_model(path, mode: str | None = None, build: bool = True,
+                  forced: tuple = ()) -> CompiledModel | None:
     """Translate ``path`` with PySD's parser and compile it for many runs.
 
     Parameters
@@ -140,6 +141,11 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
         Back end; default numba when importable.
     build : bool
         ``False`` only checks support (raises :class:`UnsupportedModel`).
+    forced : tuple of str
+        Vensim names of variables held on a path given per run: each becomes
+        a time table owned by its name, set with ``run_compiled(...,
+        lookups={name: (times, values)})``. A separate artefact, compiled in
+        this process (not kept with the model's stored artefacts).
 
     Raises
     ------
@@ -149,6 +155,9 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
     model = _snapshot(path)
     path = model.path
     digest = model_digest(model)
+    forced = tuple(sorted(set(forced)))
+    if forced:
+        digest = hashlib.sha256(f"{digest} forced {forced!r}".encode()).hexdigest()
     key = (digest, mode)
     if key in _MEMO:
         return _MEMO[key]
@@ -158,12 +167,12 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
     if mode == "numba" and not numba:
         raise ImportError("numba is not installed")
     scalar = mode in ("numba", "python") or (mode is None and numba)
-    art = _artefact(model, digest, "numba" if scalar else "numpy", build)
+    art = _artefact(model, digest, "numba" if scalar else "numpy", build, forced)
     if mode is None and scalar and art.size > NUMBA_MAX_SIZE:
         # numba's compile time grows faster than linearly with the function
         # (200 subscripted DELAY3 elements: ~35 s); vectorised numpy over
         # runs has no compile step and is fine for big subscripted models
-        art = _artefact(model, digest, "numpy", build)
+        art = _artefact(model, digest, "numpy", build, forced)
     if not build:
         return None
     chosen = mode or art.compiler
@@ -174,10 +183,12 @@ def compile_model(path, mode: str | None = None, build: bool = True) -> Compiled
     return cm
 
 
-def _artefact(model, digest: str, compiler: str, build: bool) -> "artefacts.Artefact":
+def _artefact(model, digest: str, compiler: str, build: bool,
+              forced: tuple = ()) -> "artefacts.Artefact":
     """What the compiler makes of ``model``: stored (:mod:`.artefact`), or
-    compiled now from the parsed model and stored."""
-    if build:
+    compiled now from the parsed model and stored (a variant with ``forced``
+    variables is compiled, never stored)."""
+    if build and not forced:
         found = artefacts.recall(model, digest, compiler, key_digest)
         if found is not None:
             for code in found.controls:
@@ -188,7 +199,7 @@ def _artefact(model, digest: str, compiler: str, build: bool) -> "artefacts.Arte
     from .model_ir import ModelIR
 
     ir = ModelIR(model)
-    comp = Compiler(ir, compiler)
+    comp = Compiler(ir, compiler, forced)
     outputs, cols = [], []
     col = 0
     for cname, var in ir.vars.items():
@@ -207,7 +218,7 @@ def _artefact(model, digest: str, compiler: str, build: bool) -> "artefacts.Arte
              for v in ir.vars.values()}
     art = artefacts.Artefact(compiler, source, _size(comp), params, tuple(comp.tables),
                              tuple(outputs), controls, kinds)
-    if build:
+    if build and not forced:
         artefacts.keep(digest, art)
     return art
 

@@ -44,8 +44,10 @@ OPS = {"=": "==", "<>": "!=", "^": "**"}
 class Compiler:
     """Builds nodes, statefuls and lookup tables from a :class:`ModelIR`."""
 
-    def __init__(self, ir: ModelIR, mode: str = "numba"):
+    def __init__(self, ir: ModelIR, mode: str = "numba", forced: tuple = ()):
         self.ir, self.mode = ir, mode
+        # variables held on an exogenous path (a table per run, see _add_forced)
+        self.forced = frozenset(clean(n) for n in forced)
         self.nodes: dict[str, Node] = {}
         self.statefuls: list[Stateful] = []
         self.tables: list[tuple] = []          # (xs, ys, owner name)
@@ -117,7 +119,23 @@ class Compiler:
         ctx.timed = True
         return self._lookup_code(self.table_of[key], "t")
 
+    def _add_forced(self, cname: str, var: Var) -> None:
+        """A variable held on a path given per run: its equation (a stock's
+        integration included) is replaced by a time table owned by its name,
+        which the run overrides (``lookups={name: (times, values)}``), as PySD
+        does with ``params={name: pandas.Series}``."""
+        if var.size != 1 or var.kind in ("control", "lookup"):
+            raise UnsupportedModel(f"holding {var.name!r} on a path (only a scalar variable "
+                                   "that is not a lookup or a control can be held)")
+        table = self._add_table(np.array([0.0, 1.0]), np.zeros(2), var.name, "interpolate")
+        code = self._lookup_code(table, "t")
+        name = self.node_name(cname, 0)
+        self.nodes[name] = Node(name, code, code, set(), set(), timed=True)
+
     def _add_var(self, cname: str, var: Var) -> None:
+        if cname in self.forced:
+            self._add_forced(cname, var)
+            return
         for slot, entry in enumerate(var.flat):
             name = self.node_name(cname, slot)
             if entry is None:

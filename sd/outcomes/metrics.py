@@ -154,6 +154,16 @@ def _one(ds: xr.Dataset, m: Metric) -> xr.DataArray:
                         attrs={"description": m.describe(), "units": units})
 
 
+def matrix(ds: xr.Dataset, name: str) -> np.ndarray:
+    """The (run, time) values of the scalar variable ``name`` of a batch.
+
+    Read through the bare variable: transposing the DataArray would copy
+    every coordinate along ``run`` (each sampled constant is one), which cost
+    more than the simulation for batches of a few hundred runs.
+    """
+    return np.asarray(ds.variables[name].transpose("run", "time").values, dtype=float)
+
+
 def values(m: Metric, times, y) -> np.ndarray:
     """Metric ``m`` of each row of ``y`` (shape (runs, T)) saved at ``times``."""
     times = np.asarray(times, dtype=float)

@@ -46,7 +46,7 @@ import xarray as xr
 
 from .._common import number, read_text, time_text
 from ..errors import SdInputError, suggest
-from .metrics import Metric, values
+from .metrics import Metric, matrix, values
 
 #: Every kind of target and the columns it needs.
 KINDS = {
@@ -267,7 +267,7 @@ def evaluate(targets, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     res = np.zeros((ds.sizes["run"], len(targets)))
     sim = np.zeros_like(res)
     for j, t in enumerate(targets):
-        y = np.asarray(ds[t.variable].transpose("run", "time").values, dtype=float)
+        y = matrix(ds, t.variable)
         sim[:, j], res[:, j] = _residual(t, [values(m, times, y) for m in t.metrics()])
         res[:, j] *= t.weight
     return res, sim

@@ -21,10 +21,14 @@ def write_all(result, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "fit.json", json.dumps(to_json(result), indent=2) + "\n")
     atomic_write_text(out / "report.md", markdown(result))
+    unidentified = [p.name for p in result.spec.parameters if result.uncertainty is None
+                    or result.uncertainty.ci.get(p.name) is None]
     write_cin(out / "calibrated.cin", result.values,
               header=f"Fitted by sd calibrate {result.spec.path.name} "
                      f"(payoff {result.payoff:.6g}, {result.n_met}/{len(result.targets)} "
-                     "documented outcomes met)")
+                     "documented outcomes met)" + (
+                         "; REPRESENTATIVE values, not estimates, for the parameters the data "
+                         "do not identify: " + ", ".join(unidentified) if unidentified else ""))
     plot(result, out / "fit.png")
     return [out / n for n in ("fit.json", "report.md", "fit.png", "calibrated.cin")]
 
@@ -39,8 +43,14 @@ def to_json(result) -> dict:
     params = {}
     for p in result.spec.parameters:
         ci = None if unc is None else unc.ci.get(p.name)
-        params[p.name] = {"value": result.values[p.name], "low": p.low, "high": p.high,
+        # a value only where the data identify it (a profile that rises to the
+        # threshold); otherwise the accepted range is the bounds, and no point
+        identified = ci is not None
+        params[p.name] = {"identified": identified,
+                          "value": result.values[p.name] if identified else None,
+                          "low": p.low, "high": p.high,
                           "init": p.init, "ci": None if ci is None else [ci[0], ci[1]],
+                          "accepted_range": [ci[0], ci[1]] if identified else [p.low, p.high],
                           "ci_open_at": [] if unc is None else list(unc.open_ends.get(p.name, []))}
     targets = []
     for t in result.targets:
@@ -68,6 +78,11 @@ def to_json(result) -> dict:
             "counterfactuals": {c.name: {"late": _num(c.late), "removed": _num(c.removed),
                                          "constants": c.constants, "failed": c.failed or None}
                                 for c in why.counterfactuals}},
+        "approach": "point",
+        "representative_point": {
+            "note": "the optimiser's best point: an estimate only of the parameters marked "
+                    "identified; one of many equally good points for the others",
+            "values": dict(result.values)},
         "provenance": dict(result.provenance),
     }
 
@@ -105,11 +120,11 @@ def markdown(result) -> str:
     for p in spec.parameters:
         ci = None if unc is None else unc.ci.get(p.name)
         ends = [] if unc is None else unc.open_ends.get(p.name, [])
-        text = "not identified (flat profile)" if ci is None else \
+        text = "not identified (flat profile): any value in the bounds" if ci is None else \
             f"[{number_text(ci[0])}, {number_text(ci[1])}]" \
             + (f" (open at {', '.join(ends)} bound)" if ends else "")
-        lines.append(f"| {p.name} | {number_text(result.values[p.name], 5)} | "
-                     f"[{p.low:g}, {p.high:g}] | {text} |")
+        value = number_text(result.values[p.name], 5) if ci is not None else "-"
+        lines.append(f"| {p.name} | {value} | [{p.low:g}, {p.high:g}] | {text} |")
     lines += _correlations(spec, unc) + _posterior(spec, unc) + _targets(result) + _warnings(result)
     if result.explanation is not None:
         lines += ["", "## What drives the collapse", "", result.explanation.text]

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .._common import atomic_write_text, number_text, time_text
-from ..plots import figure, plot_marginal, plot_pair, plot_set_variable, save_figure
+from ..plots import figure, plot_intervals, plot_pair, plot_set_variable, save_figure
 from ..scenarios import write_cin
 
 FILES = ("accepted.csv", "conclusions.csv", "targets.csv", "fit.json", "report.md")
@@ -395,28 +395,27 @@ def _plots(result, out: Path) -> list[str]:
     paths, times = result.outcomes.paths, result.outcomes.times
     variables = [v for v in dict.fromkeys(t.variable for t in result.rule.targets) if v in paths]
     units = dict(result.units)
-    fig, axes = figure(len(variables), 1, size=(8, 3.0))
+    fig, axes = figure(len(variables), 1, size=(8, 2.6), layout=None)
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.97, bottom=0.04, hspace=0.45)
     for ax, v in zip(axes[:, 0], variables):
         plot_set_variable(times, paths[v], v, [t for t in result.rule.targets if t.variable == v],
                           units.get(v, ""), ax=ax)
     save_figure(fig, out / "fit.png", dpi=90)
     names.append("fit.png")
-    ms = result.marginals
-    cols = 6
-    rows = max(1, math.ceil(len(ms) / cols))
-    fig, axes = figure(rows, cols, size=(2.4, 1.9))
-    X = result.values.to_numpy()
-    for k, ax in enumerate(axes.flat):
-        if k < len(ms):
-            plot_marginal(X[:, k], ms[k].low, ms[k].high, ms[k].name, ax=ax,
-                          identified=ms[k].identified)
-        else:
-            ax.set_axis_off()
-    save_figure(fig, out / "marginals.png", dpi=80)
+    ms = sorted(result.marginals, key=lambda m: m.sd_ratio)
+    U = (result.values[[m.name for m in ms]].to_numpy() - [m.low for m in ms]) / \
+        np.array([m.high - m.low for m in ms])
+    fig, axes = figure(1, 1, size=(7.5, 0.2 * len(ms) + 1.2))
+    plot_intervals([m.name for m in ms], np.quantile(U, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0).T,
+                   ax=axes[0, 0], marks={i for i, m in enumerate(ms) if m.identified})
+    save_figure(fig, out / "marginals.png", dpi=90)
     names.append("marginals.png")
-    top = sorted(range(len(ms)), key=lambda i: ms[i].sd_ratio)[:5]
+    X = result.values[[m.name for m in ms]].to_numpy()
+    top = list(range(min(5, len(ms))))        # the most constrained inputs
     if len(top) >= 2:
-        fig, axes = figure(len(top) - 1, len(top) - 1, size=(2.3, 2.3))
+        fig, axes = figure(len(top) - 1, len(top) - 1, size=(2.3, 2.3), layout=None)
+        fig.subplots_adjust(left=0.12, bottom=0.12, right=0.98, top=0.98, wspace=0.35,
+                            hspace=0.35)
         for r in range(1, len(top)):
             for c in range(len(top) - 1):
                 ax = axes[r - 1, c]

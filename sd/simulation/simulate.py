@@ -84,7 +84,7 @@ def run(model, scenario: Scenario | None = None, *, variables: Sequence[str] | N
 
 def run_many(model, samples: pd.DataFrame, *, scenario: Scenario | None = None,
              variables: Sequence[str] | None = None, times=None, engine: str = "auto",
-             on_failure: str = "raise") -> xr.Dataset:
+             on_failure: str = "raise", forced=None) -> xr.Dataset:
     """Run ``model`` once per row of ``samples``.
 
     Parameters
@@ -106,6 +106,13 @@ def run_many(model, samples: pd.DataFrame, *, scenario: Scenario | None = None,
         ``raise``: :class:`SdRuntimeError` for the first run producing NaN or
         infinity. ``record``: that run's values are all NaN and
         :func:`failed_runs` says why.
+    forced : mapping, optional
+        ``{variable: (times, values)}`` with ``values`` of shape (runs,
+        len(times)): each run holds the variable on its own path (linear
+        interpolation in time; a stock is not integrated), e.g. a mediator
+        held on its reference path. PySD: ``params={name: pandas.Series}``;
+        the fast engine: a compiled variant reading a per-run table. Runs one
+        by one.
 
     Returns
     -------
@@ -120,7 +127,9 @@ def run_many(model, samples: pd.DataFrame, *, scenario: Scenario | None = None,
     sim = prepare(model, engine)
     samples = _samples(sim, samples)
     names = _variables(sim.model, variables)
-    if sim.engine == "fast":
+    if forced:
+        ds = _forced_many(sim, samples, scenario, names, times, _forced(sim, forced, len(samples)))
+    elif sim.engine == "fast":
         ds = _fast_many(sim, samples, scenario, names, times)
     else:
         ds = _pysd_many(sim, samples, scenario, names, times)
@@ -167,6 +176,62 @@ def _fast_many(sim, samples, scenario, names, times) -> xr.Dataset:
     ds = run_compiled(sim.compiled, frame, names, times, dict(scenario.lookups) or None,
                       dict(scenario.time) or None)
     return ds.drop_vars([k for k in fixed if k in ds.coords])
+
+
+def _forced(sim: Simulator, forced, n: int) -> dict:
+    """``forced`` checked: Vensim name -> (times, values (n, len(times)))."""
+    out = {}
+    for name, pair in dict(forced).items():
+        var = sim.model.variable(str(name), kinds=("stock", "flow", "auxiliary"),
+                                 what="variable to hold on a path", where=" (forced)")
+        try:
+            xs, ys = (np.asarray(v, dtype=float) for v in pair)
+        except (TypeError, ValueError):
+            raise SdInputError(f"forced {name!r}: expected (times, values).") from None
+        ys = np.atleast_2d(ys)
+        if xs.ndim != 1 or ys.shape != (n, len(xs)) or not np.isfinite(ys).all() \
+                or not np.isfinite(xs).all() or np.any(np.diff(xs) <= 0):
+            raise SdInputError(f"forced {name!r}: expected increasing finite times and finite "
+                               f"values of shape ({n}, {len(xs)}), got {ys.shape}.")
+        out[var.name] = (xs, ys)
+    return out
+
+
+def _forced_many(sim, samples, scenario, names, times, forced) -> xr.Dataset:
+    """One run per row, each holding the ``forced`` variables on its own path."""
+    runs = []
+    if sim.engine == "fast":
+        from ..engine import compile_model, run_compiled
+
+        cm = compile_model(sim.model, sim.compiled.mode, forced=tuple(forced))
+    for i in range(len(samples)):
+        paths = {k: (x, y[i]) for k, (x, y) in forced.items()}
+        row = samples.iloc[[i]]
+        if sim.engine == "fast":
+            fixed = {k: v for k, v in scenario.constants.items()
+                     if canon(k) not in {canon(c) for c in row.columns}}
+            ds = run_compiled(cm, row.assign(**fixed) if fixed else row, names, times,
+                              {**scenario.lookups, **paths}, dict(scenario.time) or None)
+            runs.append(ds.drop_vars([k for k in fixed if k in ds.coords]))
+        else:
+            one = scenario.merged(Scenario(name=f"run {i}", constants=row.iloc[0].to_dict(),
+                                           lookups={k: (tuple(x), tuple(y))
+                                                    for k, (x, y) in paths.items()}))
+            try:
+                runs.append(pysd_backend.run(sim.model, one, variables=names))
+            except SdRuntimeError:
+                runs.append(None)
+    if sim.engine == "fast":
+        ds = xr.concat(runs, dim="run")
+        return ds.assign_coords(run=samples.index.to_numpy())
+    template = next((r for r in runs if r is not None), None)
+    if template is None:
+        raise SdRuntimeError(f"{sim.model.path.name}: every run with a forced path failed.")
+    ds = pysd_backend.as_runs([pysd_backend.nan_like(template) if r is None else r
+                               for r in runs], samples.index)
+    ds = ds.drop_vars([c for c in samples.columns if c in ds.data_vars])
+    ds = ds.assign_coords({str(c): ("run", samples[c].to_numpy()) for c in samples.columns})
+    return _select_times(ds, times)
 
 
 # -- PySD ---------------------------------------------------------------------------------
@@ -283,8 +348,9 @@ def _settle_failures(ds, sim: Simulator, samples: pd.DataFrame, scenario: Scenar
                      on_failure: str) -> xr.Dataset:
     errors = {int(k): v for k, v in json.loads(ds.attrs.pop("pysd_errors", "[]"))}
     bad_rows = np.zeros(ds.sizes["run"], dtype=bool)
-    for da in ds.data_vars.values():
-        values = np.asarray(da.transpose("run", ...).values, dtype=float)
+    for name in ds.data_vars:
+        # the bare variable: a DataArray's transpose copies every run coordinate
+        values = np.asarray(ds.variables[name].transpose("run", ...).values, dtype=float)
         bad_rows |= ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
     failures = []
     for i in np.flatnonzero(bad_rows):
