@@ -160,9 +160,9 @@ def _dispatch(parser, argv, debug: bool) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
-        print("sd: interrupted" + (" before any fit was found; a checkpoint, if written, is "
-                                   "continued with --resume" if command == "calibrate" else ""),
-              file=sys.stderr)
+        print("sd: interrupted" + ("; the work finished so far is kept in the checkpoint "
+                                   "folder: continue with the same command and --resume"
+                                   if command == "calibrate" else ""), file=sys.stderr)
         return 130
     except SdRuntimeError as exc:
         if debug:

@@ -209,3 +209,29 @@ def test_spec_ranges_narrow_or_add_never_widen(tmp_path):
     with pytest.raises(SdInputError, match=r"exclude 'Swich Growth' matches no constant.*"
                                            r"Did you mean 'Switch Growth'"):
         calibrate(tmp_path / "typo.toml", progress=False)
+
+
+def test_two_seeds_give_the_same_juarez_conclusions(tmp_path):
+    """The Juarez main job, reduced (30,000 prior draws, no variants): two seeds
+    answer every question alike within 4 combined standard errors, and estimate
+    the same prior mass of the set."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "calibration" / "juarez_propane.toml").read_text()
+    text = text.split("[variants]")[0] + "[explain]" + text.split("[explain]", 1)[1]
+    text = text.replace("draws = 100000", "draws = 30000\nmin_starts = 3\nsteps = 12\nthin = 4\n"
+                        "check_members = 60")
+    for rel in ("../models/juarez_brick_kilns.mdl", "data/juarez_propane.csv",
+                "../models/juarez_scenarios.toml"):
+        text = text.replace(f'"{rel}"', f'"{(root / "calibration" / rel).resolve()}"')
+    runs = []
+    for seed in (11, 12):
+        (tmp_path / f"j{seed}.toml").write_text(text.replace("seed = 20161", f"seed = {seed}"))
+        runs.append(calibrate(tmp_path / f"j{seed}.toml", progress=False))
+    a, b = runs
+    assert a.mass.share > 0 and b.mass.share > 0
+    assert abs(a.mass.share - b.mass.share) <= 4 * np.hypot(a.mass.se, b.mass.se)
+    assert [c.question for c in a.conclusions] == [c.question for c in b.conclusions]
+    assert len(a.conclusions) >= 8
+    for x, y in zip(a.conclusions, b.conclusions):
+        assert abs(x.share.share - y.share.share) <= 4 * np.hypot(x.share.se, y.share.se), \
+            (x.question, x.share, y.share)

@@ -34,6 +34,11 @@ from ..errors import SdInputError
 
 #: Bumped when the layout of pieces changes.
 FORMAT = 1
+#: How a message names each field of a checkpoint's identity.
+FIELDS = {"spec_files": "spec, data or scenario file (their SHA-256)", "model_sha256": "model",
+          "seed": "seed", "settings": "[set] settings", "engine": "engine",
+          "inputs": "set of uncertain inputs or ranges", "fixed": "[fixed] values",
+          "sd_version": "sd version"}
 MANIFEST = "manifest.json"
 _PURPOSE = "sd calibration checkpoint"
 
@@ -135,8 +140,9 @@ class Store:
         for field, mine in self.identity.items():
             theirs = raw["identity"].get(field)
             if theirs != mine:
-                raise self._refuse(f"{path} was written for another {field.replace('_', ' ')} "
-                                   f"({_short(theirs)}; this job: {_short(mine)})")
+                raise self._refuse(f"{path} was written for another "
+                                   f"{FIELDS.get(field, field)} ({_short(theirs)}; this job: "
+                                   f"{_short(mine)})")
         extra = set(raw["identity"]) - set(self.identity)
         if extra:
             raise self._refuse(f"{path} records {sorted(extra)[0]!r}, which this version of sd "

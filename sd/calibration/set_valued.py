@@ -131,12 +131,13 @@ def _spread(n: int, k: int) -> np.ndarray:
 
 
 def _identity(spec, sim, inputs) -> dict:
+    """What a checkpoint's pieces depend on (the most specific fields first, for messages)."""
     from .. import __version__
 
-    return {"spec_files": spec_digest(spec), "model_sha256": sim.model.sha256,
-            "seed": spec.seed, "settings": asdict(spec.set), "engine": sim.engine,
-            "inputs": [[i.name, i.low, i.high] for i in inputs.inputs],
-            "fixed": dict(inputs.fixed), "sd_version": __version__}
+    return {"model_sha256": sim.model.sha256, "seed": spec.seed, "settings": asdict(spec.set),
+            "engine": sim.engine, "inputs": [[i.name, i.low, i.high] for i in inputs.inputs],
+            "fixed": dict(inputs.fixed), "sd_version": __version__,
+            "spec_files": spec_digest(spec)}
 
 
 def _notes(runner, scr, search, spec) -> list[str]:
