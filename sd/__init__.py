@@ -7,7 +7,9 @@ command's start-up) does not pay for PySD, numba or scipy until used:
 - :class:`Scenario` -- overrides of constants, lookups and time settings
 - :func:`run` -- one run -> ``xarray.Dataset`` (dim ``time``) with units and provenance
 - :func:`run_many` -- many runs -> ``Dataset(run, time)``
-- :func:`calibrate` -- fit a calibration spec to documented outcomes -> :class:`FitResult`
+- :func:`calibrate` -- what documented outcomes decide: the behaviour-consistent set and
+  conclusions as probabilities over it -> :class:`SetResult` (or a point fit -> :class:`FitResult`)
+- :func:`accepted_set`, :func:`run_over_set` -- a calibration's set; a scenario run over it
 - :func:`sensitivity` -- Monte Carlo, Sobol and Morris of a spec -> :class:`SensitivityResult`
 - :func:`compare` -- scenarios side by side -> :class:`Comparison`
 - :class:`SdInputError` (bad input), :class:`SdRuntimeError` (a run that failed)
@@ -24,6 +26,9 @@ _LAZY = {
     "run_many": "sd.simulation",
     "calibrate": "sd.calibration",
     "FitResult": "sd.calibration",
+    "SetResult": "sd.calibration",
+    "accepted_set": "sd.calibration",
+    "run_over_set": "sd.calibration",
     "sensitivity": "sd.sensitivity_analysis",
     "SensitivityResult": "sd.sensitivity_analysis",
     "compare": "sd.comparison",

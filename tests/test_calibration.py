@@ -430,3 +430,31 @@ def test_point_fit_recovers_parameters_from_rich_synthetic_data(tmp_path, juarez
         assert lo <= value <= hi, (name, lo, value, hi)
         assert fit.values[name] == pytest.approx(value, rel=0.01), name
         assert out[name]["identified"] and out[name]["value"] == fit.values[name]
+
+
+def test_differential_evolution_interrupted_and_resumed_ends_where_it_would_have(
+        synthetic, tmp_path, monkeypatch):
+    """The population and its random generator are checkpointed every generation, so a
+    resumed evolution repeats nothing and ends on the uninterrupted fit, exactly."""
+    from sd.calibration.objective import Objective
+
+    spec = write_spec(synthetic, "differential_evolution")
+    whole = calibrate(spec, progress=False)
+    real, calls = Objective.payoff, {"n": 0}
+
+    def cut_in_generation_3(self, U):
+        calls["n"] += 1       # call 1: the initial population, then one call a generation
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(self, U)
+
+    monkeypatch.setattr(Objective, "payoff", cut_in_generation_3)
+    cut = calibrate(spec, checkpoint=tmp_path / "cp", progress=False)
+    assert cut.interrupted and cut.stage == "optimise"
+    saved = json.loads((tmp_path / "cp" / "optimiser.json").read_text())["body"]
+    assert saved["evolution"]["generation"] == 2
+    monkeypatch.setattr(Objective, "payoff", real)
+    again = calibrate(spec, checkpoint=tmp_path / "cp", resume=True, progress=False)
+    assert again.provenance["resumed"] and not again.interrupted
+    for name, value in whole.values.items():
+        assert again.values[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name

@@ -386,15 +386,23 @@ def test_documented_outcomes_cite_sources_and_the_baseline_meets_them(case):
             assert float(window.max()) <= float(row["high"]) + 1e-9, (row["variable"], float(window.max()))
 
 
-def test_calibration_spec_names_model_constants_with_bounds_around_the_baseline(case):
+def test_calibration_spec_samples_the_model_ranges_around_the_baseline(case):
+    """Each case spec is set-valued over the ranges in its .mdl: every uncertain input's
+    range holds the model's own value, and every scenario it names exists."""
+    from sd.calibration.inputs import resolve
+
     spec = tomllib.loads((CALIBRATION / f"{case['name']}.toml").read_text())
     assert (CALIBRATION / spec["model"]).resolve() == case["path"].resolve()
     assert (CALIBRATION / spec["data"]).is_file()
-    constants = set(case["model"].names("constant"))
-    for name, b in spec["parameters"].items():
-        assert name in constants, name
-        value = float(case["base"][name].values[0])
-        assert b["low"] <= b["init"] <= b["high"] and b["low"] <= value <= b["high"], name
+    assert "parameters" not in spec and spec.get("approach", "set") == "set"
+    inputs = resolve(case["model"], spec.get("uncertain", {}), {}, case["name"])
+    assert len(inputs.inputs) >= 20
+    for i in inputs.inputs:
+        value = float(case["base"][i.name].values[0])
+        assert i.low <= value <= i.high, i.name
     scenarios = _scenarios(case["name"])
-    for name in spec["explain"]["counterfactuals"]:
+    named = spec["explain"].get("counterfactuals", []) + spec["explain"].get("causes", []) \
+        + spec.get("variants", {}).get("names", [])
+    assert named
+    for name in named:
         assert name in scenarios, name

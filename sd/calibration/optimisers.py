@@ -17,7 +17,7 @@ All drivers search the unit cube (see :mod:`sd.calibration.objective`):
 
 A checkpoint JSON (written atomically) records finished starts and the best
 point, sealed with an HMAC under the per-user secret of the sd cache;
-``resume`` skips finished starts, or restarts evolution from the best point.
+``resume`` skips finished starts, or continues the evolution from its last generation.
 A checkpoint is validated before use: it must be JSON written by sd for the
 same spec, data and model files and method, unchanged since (its seal), with
 the values it should hold; anything else is refused with a message naming
@@ -95,21 +95,53 @@ def starts(spec, n: int) -> np.ndarray:
 
 # -- drivers -------------------------------------------------------------------
 def _evolve(objective, spec, book) -> Run:
+    """Differential evolution, checkpointed at every generation: the population (in
+    the solver's own unit coordinates, exactly) and the state of its random
+    generator, so a resumed run continues the same evolution and ends exactly where
+    the uninterrupted run would.
+
+    scipy's solver object is used (rather than ``differential_evolution``) because
+    a population passed back through ``init`` is rescaled, which changes its last
+    bits and, through them, the rest of the evolution; and because the solver keeps
+    one more piece of state between generations, the permutation it shuffles in
+    place to pick donors (``_random_population_index``), saved here too.
+    """
+    from scipy.optimize._differentialevolution import DifferentialEvolutionSolver
+
     p = len(spec.parameters)
-    x0 = book.best_u if book.best_u is not None else starts(spec, 1)[0]
+    popsize = max(spec.popsize, 1)
+    maxiter = max(0, min(spec.maxiter, spec.max_evals // max(popsize * p, 5) - 1))
+    rng = np.random.default_rng(spec.seed)
+    state = book.evolution
+    done = 0 if state is None else int(state["generation"])
+    solver = None
 
     def payoff(U):  # scipy passes (p, S); we batch the S members
         return objective.payoff(np.asarray(U).T)
 
-    def callback(*_args, **_kw):
+    def callback(intermediate_result):
+        book.evolution = {"population": solver.population.tolist(),
+                          "index": solver._random_population_index.tolist(),
+                          "rng": rng.bit_generator.state,
+                          "generation": done + int(intermediate_result.nit)}
         book.save(objective)
 
-    popsize = max(spec.popsize, 1)
-    maxiter = max(0, min(spec.maxiter, spec.max_evals // max(popsize * p, 5) - 1))
-    res = optimize.differential_evolution(
-        payoff, bounds=[(0.0, 1.0)] * p, popsize=popsize, maxiter=maxiter, seed=spec.seed,
-        init="latinhypercube", x0=x0, polish=False, vectorized=True, updating="deferred",
-        tol=1e-8, callback=callback)
+    solver = DifferentialEvolutionSolver(
+        payoff, [(0.0, 1.0)] * p, popsize=popsize, maxiter=max(maxiter - done, 0), rng=rng,
+        polish=False, vectorized=True, updating="deferred", tol=1e-8, callback=callback,
+        init="latinhypercube", x0=None if state is not None else starts(spec, 1)[0])
+    if state is not None:
+        if state["population"].shape != solver.population.shape:
+            raise book._refuse(f"holds a population of shape {state['population'].shape}, "
+                               f"this spec's is {solver.population.shape}")
+        if sorted(state["index"]) != list(range(len(solver.population))):
+            raise book._refuse("holds a donor permutation that is not one")
+        solver.population = state["population"].copy()
+        solver.population_energies = np.full(len(solver.population), np.inf)
+        solver._random_population_index = np.array(state["index"], dtype=int)
+        rng.bit_generator.state = state["rng"]
+    with solver:
+        res = solver.solve()
     u, message = np.asarray(res.x), f"differential_evolution: {res.message}"
     if spec.polish and objective.best_payoff > 0:
         u = _ls_from(objective, objective.best_u, max_nfev=20)
@@ -172,6 +204,7 @@ class _Checkpoint:
         self.finished: dict[str, float] = {}
         self.done = False
         self.resumed = False
+        self.evolution = None     # differential evolution: population, generator, generation
         self.best_u, self.best_payoff = None, np.inf
         if resume and path is not None and Path(path).is_file():
             self._load()
@@ -208,6 +241,8 @@ class _Checkpoint:
                 if u.ndim != 1 or not np.all((u >= 0) & (u <= 1)):
                     raise ValueError("best_u outside the unit cube")
                 self.best_u, self.best_payoff = u, float(body["best_payoff"])
+            if body.get("evolution") is not None:
+                self.evolution = _evolution(body["evolution"])
         except (TypeError, ValueError, KeyError) as exc:
             raise self._refuse(f"holds malformed values ({exc})") from None
         self.resumed = True
@@ -226,9 +261,23 @@ class _Checkpoint:
         from ..model.cache import seal_bytes
 
         body = {"spec_digest": self.digest, "method": self.method, "done": done,
-                "finished": self.finished, "best_u": [float(v) for v in objective.best_u],
+                "finished": self.finished, "evolution": self.evolution,
+                "best_u": [float(v) for v in objective.best_u],
                 "best_payoff": float(objective.best_payoff), "nfev": objective.nfev,
                 "best": dict(zip(objective.spec.names,
                                  map(float, objective.to_x(objective.best_u)[0])))}
         mac = seal_bytes(json.dumps(body, sort_keys=True).encode(), _PURPOSE)
         atomic_write_text(self.path, json.dumps({"body": body, "mac": mac}, indent=2) + "\n")
+
+
+def _evolution(raw) -> dict:
+    """A saved evolution, checked: a population in the unit cube and a PCG64 state."""
+    pop = np.asarray(raw["population"], dtype=float)
+    if pop.ndim != 2 or not np.all((pop >= 0) & (pop <= 1)):
+        raise ValueError("the population is not a table of points in the unit cube")
+    np.random.default_rng().bit_generator.state = raw["rng"]     # raises if malformed
+    generation = int(raw["generation"])
+    if generation < 0:
+        raise ValueError("negative generation")
+    index = [int(i) for i in raw["index"]]
+    return {"population": pop, "index": index, "rng": raw["rng"], "generation": generation}
