@@ -249,8 +249,8 @@ def answer(questions, out: Outcomes, groups, U, names, agree: float) -> list[Con
         phi = shapley(q, out) * q.direction
         best = np.argmax(phi, axis=1)
         for i, cause in enumerate(q.causes):
-            add(f"{cause} contributes most to the change of {q.variable} when all of "
-                f"{', '.join(q.causes)} are removed (Shapley value over the "
+            add(f"{cause} contributes most to the change of {q.variable} when "
+                f"{', '.join(q.causes)} are applied together (Shapley value over the "
                 f"{2 ** len(q.causes)} factorial cells)", "largest",
                 (best == i) & (phi[:, i] > 0))
     for held, cause in q.mediators:

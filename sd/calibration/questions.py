@@ -105,7 +105,8 @@ class Questions:
         if self.rule == "threshold":
             return f"{what} keeps {self.variable} at or above {self.value:g} over {w}"
         if self.rule == "effect":
-            return f"{what} changes {self.variable} over {w} by at least {self.value:+g}"
+            how = "raises" if self.value > 0 else "lowers"
+            return f"{what} {how} {self.variable} over {w} by at least {abs(self.value):g}"
         return (f"{what} prevents the fall of {self.variable}: removes at least "
                 f"{self.value:.0%} of its fall from the peak to {w}")
 

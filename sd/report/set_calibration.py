@@ -264,10 +264,10 @@ def _attribution(result) -> list[str]:
         return []
     q = result.questions
     lines = ["## Attribution over the causes (Shapley values)", "",
-             f"Each cause's removal, averaged over every order of removing "
-             f"{', '.join(q.causes)} (full factorial, {2 ** len(q.causes)} runs per member): "
-             f"its effect on the mean of {q.variable} over {time_text(q.window[0])}-"
-             f"{time_text(q.window[1])}, and its share of the effect of removing them all.", "",
+             f"Each scenario's effect, averaged over every order of applying "
+             f"{', '.join(q.causes)} (full factorial, {2 ** len(q.causes)} runs per member), on "
+             f"the mean of {q.variable} over {time_text(q.window[0])}-"
+             f"{time_text(q.window[1])}, and its share of the effect of applying them all.", "",
              "| cause | mean effect ± s.e. | mean share of the total ± s.e. |", "|---|---|---|"]
     for cause, s, f in result.shapley:
         share = "n/a" if f is None else f"{f.share:.2f} ± {f.se:.2f}"
