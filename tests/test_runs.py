@@ -131,3 +131,30 @@ def test_bad_samples_are_refused(teacup):
         run_many(teacup, pd.DataFrame({"Teacup Temperature": [1.0]}))
     with pytest.raises(SdInputError, match="no rows"):
         run_many(teacup, pd.DataFrame({"Room Temperature": []}))
+
+
+def test_a_variable_held_on_a_path_per_run(teacup):
+    """run_many(forced=...): each run holds a variable on its own path (a mediator held
+    on its reference path). Holding the stock on the path it had reproduces the run to
+    the interpolation between saved times (below 1e-9 here: SAVEPER = TIME STEP);
+    a path that differs changes what depends on it, the same on both engines (rtol 1e-9)."""
+    rows = pd.DataFrame({"Characteristic Time": [5.0, 9.0]})
+    base = run_many(teacup, rows, variables=["Teacup Temperature", "Heat Loss to Room"])
+    t, y = base["time"].values, base["Teacup Temperature"].values
+    same = run_many(teacup, rows, variables=["Heat Loss to Room"],
+                    forced={"Teacup Temperature": (t, y)})
+    np.testing.assert_allclose(same["Heat Loss to Room"].values,
+                               base["Heat Loss to Room"].values, rtol=1e-9)
+    hot = {"Teacup Temperature": (t, np.vstack([np.full(len(t), 150.0), 120.0 - t]))}
+    out = {e: run_many(teacup, rows, variables=["Heat Loss to Room", "Teacup Temperature"],
+                       forced=hot, engine=e) for e in ("fast", "pysd")}
+    np.testing.assert_allclose(out["fast"]["Teacup Temperature"].values, hot[
+        "Teacup Temperature"][1], rtol=1e-12)
+    np.testing.assert_allclose(out["fast"]["Heat Loss to Room"].values[0], (150 - 70) / 5.0)
+    for v in ("Heat Loss to Room", "Teacup Temperature"):
+        np.testing.assert_allclose(out["fast"][v].values, out["pysd"][v].values, rtol=1e-9)
+    with pytest.raises(SdInputError, match=r"forced 'Teacup Temperature': expected .* shape "
+                                           r"\(2, \d+\), got \(1, \d+\)"):
+        run_many(teacup, rows, forced={"Teacup Temperature": (t, y[:1])})
+    with pytest.raises(SdInputError, match="Did you mean 'Teacup Temperature'"):
+        run_many(teacup, rows, forced={"Teacup Temprature": (t, y)})
