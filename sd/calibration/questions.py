@@ -120,6 +120,12 @@ def check(model, cfg: dict, spec_path: Path, targets) -> Questions | None:
     variable = model.variable(str(cfg.get("variable", "")), what="variable",
                               where=f" ([explain] variable in {spec_path.name})").name
     window = _window(cfg.get("window"), where)
+    from ..model.timing import settings
+
+    s = settings(model)
+    if window[0] < s.initial_time - 1e-9 or window[1] > s.final_time + 1e-9:
+        raise SdInputError(f"{where} window [{window[0]:g}, {window[1]:g}] is outside the run "
+                           f"({s.initial_time:g}-{s.final_time:g}).")
     rule, value = _rule(cfg, where)
     listed = cases(model, cfg, spec_path)
     causes = cases(model, cfg, spec_path, key="causes")
@@ -138,6 +144,9 @@ def check(model, cfg: dict, spec_path: Path, targets) -> Questions | None:
         held = model.variable(str(m.get("variable", "")), what="variable",
                               kinds=("stock", "flow", "auxiliary"),
                               where=f" ([[explain.mediator]] {i + 1} in {spec_path.name})").name
+        if model.variables[held].subscripts:
+            raise SdInputError(f"{where} mediator {i + 1}: {held!r} is subscripted; only a "
+                               "variable without subscripts can be held on its path.")
         cause = str(m.get("cause", ""))
         if cause not in cells:
             raise SdInputError(f"{where} mediator {i + 1}: cause {cause!r} is not one of the "
@@ -149,9 +158,14 @@ def check(model, cfg: dict, spec_path: Path, targets) -> Questions | None:
     observe = tuple(model.variable(str(v), what="variable", kinds=("stock", "flow", "auxiliary"),
                                    where=f" ([explain] observe in {spec_path.name})").name
                     for v in _list(cfg.get("observe", []), f"{where} observe"))
+    for name in (variable, *observe):
+        if model.variables[name].subscripts:
+            raise SdInputError(f"{where}: {name!r} is subscripted; questions and candidate "
+                               "observations need variables without subscripts.")
     if not observe:
         observe = tuple(dict.fromkeys([variable] + [t.variable for t in targets] + [
-            v.name for v in model.variables.values() if v.kind == "stock"]))
+            v.name for v in model.variables.values()
+            if v.kind == "stock" and not v.subscripts]))
     return Questions(variable, window, rule, value, tuple(c["name"] for c in listed),
                      tuple(c["name"] for c in causes), tuple(cells.values()), tuple(mediators),
                      observe)

@@ -35,6 +35,13 @@ def calibrate_set(spec, sim, checkpoint=None, resume=False, progress=None) -> Se
     questions = questions_mod.check(sim.model, spec.explain, spec.path, spec.targets)
     variant_cases = cases(sim.model, dict(spec.variants), spec.path, key="names",
                           where="[variants]") if spec.variants else []
+    if sim.engine == "pysd":
+        import warnings
+
+        warnings.warn(f"{sim.model.path.name} runs on PySD ({sim.reason or 'as asked'}): the "
+                      f"{o.draws:,} prior draws alone take about {o.draws * 0.3 / 3600:.1f} h at "
+                      "~0.3 s a run; lower [set] draws, or make the model run on the fast engine.",
+                      stacklevel=3)
     store = Store(checkpoint, _identity(spec, sim, inputs), resume)
     runner = acceptance.Runner(sim, inputs, rule, progress)
     clock = _Clock()

@@ -44,7 +44,7 @@ PROFILE_KINDS = ("optimised", "conditional")
 _TOP = ("model", "data", "data_file", "parameters", "seed", "engine", "optimizer", "fixed",
         "confidence", "explain", "description", "approach", "uncertain", "set", "variants")
 UNCERTAIN_KEYS = ("exclude", "ranges")
-VARIANT_KEYS = ("scenarios", "names", "draws")
+VARIANT_KEYS = ("scenarios", "names")
 OPTIMIZER_KEYS = ("method", "seed", "starts", "popsize", "maxiter", "max_evals", "polish")
 CONFIDENCE_KEYS = ("profile", "profile_points", "mcmc_steps", "mcmc_walkers")
 

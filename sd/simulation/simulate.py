@@ -184,6 +184,9 @@ def _forced(sim: Simulator, forced, n: int) -> dict:
     for name, pair in dict(forced).items():
         var = sim.model.variable(str(name), kinds=("stock", "flow", "auxiliary"),
                                  what="variable to hold on a path", where=" (forced)")
+        if var.subscripts:
+            raise SdInputError(f"forced {var.name!r}: only a variable without subscripts can be "
+                               "held on a path.")
         try:
             xs, ys = (np.asarray(v, dtype=float) for v in pair)
         except (TypeError, ValueError):
