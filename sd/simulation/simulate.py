@@ -206,7 +206,10 @@ def _forced_many(sim, samples, scenario, names, times, forced) -> xr.Dataset:
     if sim.engine == "fast":
         from ..engine import compile_model, run_compiled
 
-        cm = compile_model(sim.model, sim.compiled.mode, forced=tuple(forced))
+        # numba when it can (the variant is compiled once and its machine code cached by
+        # source); the numpy back end for a model too big for numba
+        mode = "numpy" if sim.compiled.mode == "numpy" else None
+        cm = compile_model(sim.model, mode, forced=tuple(forced))
     for i in range(len(samples)):
         paths = {k: (x, y[i]) for k, (x, y) in forced.items()}
         row = samples.iloc[[i]]
