@@ -144,6 +144,12 @@ def test_only_provably_stale_scratch_folders_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     stale = _fake_scratch(out, ".sd-sensitivity-dead", int(dead.stdout))
+    # killed but not reaped yet (a zombie: kill -0 still succeeds): gone all the same
+    # (Linux, whose /proc tells a zombie; CI runs there)
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        time.sleep(0.01)
+    unreaped = _fake_scratch(out, ".sd-sensitivity-zombie", zombie.pid)
     no_owner = _fake_scratch(out, ".sd-run-noowner", None)           # lock free, no record
     legacy = _fake_scratch(out, ".sd-legacy", None, lock=False)       # no lock file: unknown
     held = _fake_scratch(out, ".sd-run-held", None)
@@ -161,7 +167,7 @@ def test_only_provably_stale_scratch_folders_are_removed(tmp_path):
             assert folder != stale and (folder / ".lock").is_file()
             (folder / "run.json").write_text(json.dumps({"files": ["run.json"]}))
         left = {p.name for p in out.iterdir()}
-        assert stale.name not in left and no_owner.name not in left
+        assert stale.name not in left and no_owner.name not in left and unreaped.name not in left
         assert {legacy.name, held.name, alive.name, "mine.txt", "run.json"} <= left
         assert (held / "junk.bin").is_file() and (alive / "junk.bin").is_file()
         assert not [p for p in out.glob(".sd-run-*") if p not in (held, alive, no_owner)]
@@ -169,6 +175,7 @@ def test_only_provably_stale_scratch_folders_are_removed(tmp_path):
         holder.kill()
         holder.wait()
         holder.stdout.close()
+        zombie.wait()
 
 
 def test_failed_job_keeps_nothing_and_interrupted_one_keeps_its_chunks(tmp_path):
