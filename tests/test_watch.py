@@ -161,6 +161,8 @@ def test_watch_follows_the_scenario_file(workdir, tmp_path):
         before = _final(workdir / "out", "Teacup Temperature")
         (workdir / "hot.toml").write_text('[hot]\nconstants = { "Room Temperature" = 90 }\n')
         w.wait_for("hot.toml saved")
+        # nothing plotted: the variables whose final value changed most
+        assert "Teacup Temperature" in w.wait_for("final") or "Heat Loss" in w.seen[-1]
         w.wait_for("wrote")
         assert _final(workdir / "out", "Teacup Temperature") > before
     finally:
@@ -172,3 +174,37 @@ def test_watch_of_a_missing_model_is_bad_input(tmp_path):
                         "--watch"], capture_output=True, text=True, timeout=WAIT,
                        env={**os.environ, "SD_CACHE_DIR": str(tmp_path / "cache")})
     assert r.returncode == 2 and "Model file not found" in r.stderr
+
+
+def test_the_plot_window_is_redrawn_with_each_run(tmp_path, monkeypatch):
+    """With a backend that shows windows, each run redraws the one figure
+    (here Agg stands in for a GUI backend; only pyplot's calls matter)."""
+    import warnings
+
+    import matplotlib
+    import numpy as np
+
+    import sd
+    from sd import watch
+
+    matplotlib.use("Agg")
+    monkeypatch.setattr(watch, "_interactive", lambda: True)
+    window = watch._Window(["Teacup Temperature"])
+    model = tmp_path / "teacup.mdl"
+    shutil.copy(TEACUP, model)
+    first = sd.run(model)
+    second = sd.run(model, sd.Scenario(constants={"Room Temperature": 20}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # Agg: "cannot be shown"
+        window.draw(first, ("Teacup Temperature",))
+        fig = window.fig
+        window.draw(second, ("Teacup Temperature",))
+        window.wait(0.01)
+    assert window.fig is fig                     # the same window, redrawn
+    [line] = fig.axes[0].get_lines()
+    np.testing.assert_array_equal(line.get_ydata(), second["Teacup Temperature"].values)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)                               # the user closes the window:
+    window.draw(first, ("Teacup Temperature",))  # files only from then on
+    assert not window.live
