@@ -331,12 +331,15 @@ def _series(ds, name: str):
 
 
 def most_changed(before, after, n: int) -> list[str]:
-    """The ``n`` variables whose final value changed most (relative)."""
+    """The ``n`` computed variables whose final value changed most (relative;
+    a changed constant is named by :func:`model_changes` already)."""
     import numpy as np
 
     scores = []
     for name in after.data_vars:
-        if name not in before.data_vars or after.variables[name].ndim != 1:
+        var = after.variables[name]
+        if name not in before.data_vars or var.ndim != 1 or \
+                var.attrs.get("kind") in ("constant", "control"):
             continue
         a = float(before.variables[name].values[-1])
         b = float(after.variables[name].values[-1])
