@@ -179,6 +179,20 @@ def test_plain_run_imports(cache, tmp_path):
     assert cold.startswith("0 ") and "dask" not in cold and "matplotlib" not in cold \
         and "SALib" not in cold                    # the first run parses, with PySD
     assert warm == "0 []"
+    assert not (cache / "pysd").exists()          # no PySD translation unless PySD runs
+
+
+def test_a_model_pickles_before_and_after_its_parse(cache, tmp_path):
+    import pickle
+
+    from sd.model import load
+
+    path = _copy(TEACUP, tmp_path / "m")
+    load(path)
+    model = load(path)                              # from its description: not parsed
+    again = pickle.loads(pickle.dumps(model))
+    assert again.variables == model.variables and again.abstract is not None
+    assert pickle.loads(pickle.dumps(again)).key == model.key
 
 
 def test_plot_imports_matplotlib_only_when_asked(cache, tmp_path):

@@ -180,7 +180,18 @@ def compile_model(path, mode: str | None = None, build: bool = True,
                        art.params, art.tables, art.outputs, art.controls, art.kinds, model,
                        art.size, numba_digest(art.source))
     _MEMO[key] = _MEMO[(digest, chosen)] = cm
+    _bound(_MEMO)
     return cm
+
+
+#: Compiled models (and python back-end code) kept per process: a session
+#: that reruns after every save (``sd run --watch``) must not keep them all.
+MEMO_SIZE = 32
+
+
+def _bound(memo: dict) -> None:
+    while len(memo) > MEMO_SIZE:
+        memo.pop(next(iter(memo)))
 
 
 def _artefact(model, digest: str, compiler: str, build: bool,
@@ -359,6 +370,7 @@ def _python(source: str, model) -> _Python:
         verify_source(source, model=str(model.path), numba=False)
         tree = ast.parse(source)
         _PYTHON[key] = (tree, _exec(tree))
+        _bound(_PYTHON)
     return _Python(*_PYTHON[key], model)
 
 

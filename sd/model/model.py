@@ -201,6 +201,15 @@ class Parsed:
         self._externals = externals
         self._lock = threading.Lock()
 
+    def __getstate__(self):          # a lock does not pickle; a new one is made
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state):
+        import threading
+
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _parse(self) -> None:
         with self._lock:
             if self._prepared is None:
