@@ -186,7 +186,7 @@ def compile_model(path, mode: str | None = None, build: bool = True,
 
 #: Compiled models (and python back-end code) kept per process: a session
 #: that reruns after every save (``sd run --watch``) must not keep them all.
-MEMO_SIZE = 32
+MEMO_SIZE = 16
 
 
 def _bound(memo: dict) -> None:
