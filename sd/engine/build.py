@@ -137,8 +137,10 @@ def compile_model(path, mode: str | None = None, build: bool = True,
     ----------
     path : sd.model.Model or str or Path
         A loaded model (its snapshot is compiled) or a ``.mdl`` to load.
-    mode : {"numba", "numpy"}, optional
-        Back end; default numba when importable.
+    mode : {"numba", "numpy", "python"}, optional
+        Back end; default numba when importable (numpy for very large
+        models). ``python`` runs numba's code in CPython: no compile step,
+        the choice for one run (:mod:`.backends`).
     build : bool
         ``False`` only checks support (raises :class:`UnsupportedModel`).
     forced : tuple of str
