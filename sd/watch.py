@@ -228,8 +228,8 @@ class _Session:
         except (SdInputError, OSError) as exc:
             self._failed(why, SdInputError(f"cannot write the results: {exc}"))
             return
-        print(f"  wrote {done.out} ({', '.join(done.names)}); {done.seconds:.2f} s from the "
-              f"save (cpu {done.cpu:.2f} s)", file=self.out, flush=True)
+        print(f"  wrote {done.out} ({', '.join(done.names)}) {done.seconds:.2f} s after the "
+              f"save was seen (cpu {done.cpu:.2f} s)", file=self.out, flush=True)
         self.contents = contents                # what this run read (a later save reruns)
         self.last = done
         self.stamp = _now()
