@@ -82,6 +82,44 @@ def test_entries_split_as_pysds_grammar():
     assert checked >= 9
 
 
+def test_entries_split_as_pysds_grammar_on_crafted_text():
+    """Quotes escaped, unclosed or spanning entries, headers, a fourth field,
+    and random texts over the characters that matter: the same split as the
+    grammar (which the scanner does in linear time: a text of 10^5 unclosed
+    escaped quotes is split at once, where a backtracking scan is quadratic)."""
+    import random
+
+    from parsimonious.exceptions import ParseError
+    from pysd.translators.vensim import vensim_utils as vu
+    from pysd.translators.vensim.vensim_section import SectionElementsVisitor
+
+    from sd.model.entries import split
+
+    def grammar(text):
+        try:
+            tree = vu.Grammar.get("section_elements").parse(text)
+        except ParseError:
+            return None
+        return [(e.equation, e.units, e.documentation)
+                for e in SectionElementsVisitor(tree).entries] or None
+
+    def ours(text):
+        found = split(text)
+        return None if found is None else \
+            [(e.equation, e.units, e.documentation) for e in found if not e.header] or None
+
+    texts = ['a = "x\\"y" ~ u ~ d |', 'a = "x ~ u ~ d | b = 2 ~ u ~ "d" |',
+             'a = "\\"\\"" ~ u ~ d | b = 1 ~ ~ |', 'a = b ~ u ~ d ~ :SUPPLEMENTARY |',
+             '***** ~ header | a = 1 ~ u ~ d |', 'a = "unclosed ~ u ~ d |',
+             'a = "' + '\\"' * 300 + ' ~ u ~ d |']
+    rng = random.Random(13)
+    texts += ["".join(rng.choice('ab "\\~|=') for _ in range(rng.randint(1, 40)))
+              for _ in range(2000)]
+    for text in texts:
+        assert ours(text) == grammar(text), repr(text)
+    assert len(split('a = "' + '\\"' * 100000 + ' ~ u ~ d |')) == 1
+
+
 def test_parse_by_entries_equals_pysds_parse():
     """The abstract model of an entry-by-entry parse (and of a second parse
     from the memo) is PySD's, element for element."""

@@ -9,13 +9,11 @@ expression grammar (``section_elements.peg``)::
     element = (escape_group / [^~|])*          escape_group = '"' ('\\"' / [^"])* '"'
     doc     = [^~|]*
 
-Python's regular expressions with possessive quantifiers (``*+``, ``?+``)
-match exactly what this grammar matches: a PEG commits to the first
-alternative that succeeds and never gives back what a repetition consumed,
-which is what a possessive quantifier does (an unclosed quote is then an
-ordinary character, as in the grammar). So one compiled pattern finds the
-entries without PySD (``tests/test_startup.py`` checks it against PySD's own
-split of every test model). Two uses:
+:func:`split` applies these rules as a PEG does -- each choice committed,
+no repetition giving back what it consumed, an unclosed quote an ordinary
+character -- in time linear in the text, without PySD
+(``tests/test_startup.py`` checks it against PySD's own split of every test
+model). Two uses:
 
 * :mod:`sd.model.reparse` parses each entry separately, so a process that
   loads a model again after an edit parses only the entries that changed;
@@ -26,6 +24,7 @@ Nothing here imports PySD.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from dataclasses import dataclass
@@ -33,9 +32,10 @@ from dataclasses import dataclass
 #: What PySD cuts off before parsing: the sketch follows this marker.
 SKETCH_MARK = "\\\\\\---///"
 
-_ELEMENT = r'(?:"(?:\\"|[^"])*+"|[^~|])*+'
-_ENTRY = re.compile(rf"({_ELEMENT})~({_ELEMENT})~([^~|]*+)(?:~{_ELEMENT})?+\|")
-_SECTION = re.compile(rf"{_ELEMENT}~{_ELEMENT}\|")
+_PLAIN = re.compile(r'[^~|"]*+')
+_DOC = re.compile(r"[^~|]*+")
+#: A quote that no backslash escapes: where an escape group may close.
+_UNESCAPED = re.compile(r'(?<!\\)"')
 #: PySD's whitespace normalisation of the model text (VensimFile._clean).
 _CONTINUATION = re.compile(r"\\\n\t")
 _BLANKS = re.compile(r"[\n\t\s]+")
@@ -70,20 +70,68 @@ def split(content: str) -> list[Entry] | None:
     """The entries of one section's (cleaned) text, in order, as PySD's
     grammar splits it; ``None`` when the grammar would find none (PySD then
     reports the error). Text after the last entry is ignored, as PySD ignores it."""
+    scan = _Scanner(content)
     out: list[Entry] = []
     pos, n = 0, len(content)
     while pos < n:
-        m = _ENTRY.match(content, pos)
-        if m is not None:
-            out.append(Entry(m.group(0), m.group(1).strip(), m.group(2).strip(),
-                             m.group(3).strip()))
-        else:
-            m = _SECTION.match(content, pos)
-            if m is None:
-                break
-            out.append(Entry(m.group(0), header=True))
-        pos = m.end()
+        found = scan.entry(pos)
+        if found is None:
+            break
+        out.append(found[0])
+        pos = found[1]
     return out or None
+
+
+class _Scanner:
+    """The grammar's rules on one text, in time linear in its length.
+
+    An escape group that starts at a quote ends at the first quote after it
+    that no backslash precedes (``\\"`` is consumed whole, so a quote after a
+    backslash never closes one), or fails if there is none, and the quote is
+    then an ordinary character: so one sorted list of the unescaped quotes
+    answers every attempt (a regular expression retrying the scan from every
+    quote is quadratic on a hostile text of unclosed quotes)."""
+
+    def __init__(self, text: str):
+        self.text, self.n = text, len(text)
+        self.closes = [m.start() for m in _UNESCAPED.finditer(text)]
+
+    def _close(self, start: int) -> int | None:
+        """Where an escape group whose quote is at ``start - 1`` ends."""
+        if start < self.n and self.text[start] == '"':
+            return start
+        i = bisect.bisect_right(self.closes, start)
+        return self.closes[i] if i < len(self.closes) else None
+
+    def element(self, pos: int) -> int:
+        text = self.text
+        while True:
+            pos = _PLAIN.match(text, pos).end()
+            if pos >= self.n or text[pos] != '"':
+                return pos
+            close = self._close(pos + 1)
+            pos = pos + 1 if close is None else close + 1
+
+    def _at(self, pos: int, ch: str) -> bool:
+        return pos < self.n and self.text[pos] == ch
+
+    def entry(self, pos: int):
+        """(Entry, end) of the entry or group header at ``pos``, or None."""
+        text = self.text
+        a = self.element(pos)
+        if not self._at(a, "~"):
+            return None
+        b = self.element(a + 1)
+        if self._at(b, "~"):
+            c = _DOC.match(text, b + 1).end()
+            end = self.element(c + 1) if self._at(c, "~") else c
+            if self._at(end, "|"):
+                return Entry(text[pos:end + 1], text[pos:a].strip(), text[a + 1:b].strip(),
+                             text[b + 1:c].strip()), end + 1
+            # not an entry: perhaps a group header, which needs "|" right here
+        if self._at(b, "|"):
+            return Entry(text[pos:b + 1], header=True), b + 1
+        return None
 
 
 def literal(entry: Entry) -> tuple[str, float] | None:
