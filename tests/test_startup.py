@@ -402,3 +402,28 @@ def test_one_run_uses_the_back_end_that_starts_at_once(cache, tmp_path):
     # many node-steps and the code already compiled in this process: numba
     compile_model(model, "numba")
     assert backends.choose(huge, 10**7) == "numba"
+
+
+def test_an_equation_edit_in_a_new_process_does_not_import_scipy(cache, tmp_path):
+    """PySD's Python names of an unchanged list of variables are the previous
+    description's (PySD's namespace module imports scipy)."""
+    path = _copy(TEACUP, tmp_path / "m")
+    env = {**os.environ, "SD_CACHE_DIR": str(cache)}
+    code = textwrap.dedent(f"""
+        import sys
+        from sd.model import load
+        m = load({str(path)!r})
+        print("scipy" in sys.modules, m.variables["Heat Loss to Room"].py_name)
+    """)
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    path.write_text(path.read_text().replace(
+        "(Teacup Temperature - Room Temperature) / Characteristic Time",
+        "(Teacup Temperature - Room Temperature) / (2 * Characteristic Time)"))
+    edited = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert first.stdout.split() == ["True", "heat_loss_to_room"], first.stderr
+    assert edited.stdout.split() == ["False", "heat_loss_to_room"], edited.stderr
+    from sd.model import load
+    from sd.model.model import from_source
+
+    model = load(path)
+    assert model.variables == from_source(model.source).variables    # as PySD names them

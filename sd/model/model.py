@@ -295,31 +295,44 @@ def from_file(src: source_mod.Source) -> Model:
 
     model = stored.recall(src)
     if model is None:
-        model = from_source(src)
+        model = from_source(src, stored.previous_names(src))
         stored.keep(model)
     return model
 
 
-def from_source(src: source_mod.Source) -> Model:
-    """The :class:`Model` of an already read file (see :func:`load`)."""
+def from_source(src: source_mod.Source, known_names: dict | None = None) -> Model:
+    """The :class:`Model` of an already read file (see :func:`load`);
+    ``known_names`` as in :func:`describe`."""
     abstract = parse(src)
     prepared = sanitize.prepare(abstract, src)
     structure.check(abstract, src)
-    return Model(path=src.path, sha256=src.sha256, variables=describe(abstract),
+    return Model(path=src.path, sha256=src.sha256, variables=describe(abstract, known_names),
                  source=src, parsed=Parsed(src, abstract, prepared))
 
 
-def describe(abstract) -> dict[str, Variable]:
+def describe(abstract, known_names: dict | None = None) -> dict[str, Variable]:
     """The variable table of the main section, classified as PySD's builder
     types its components (``Constant``: no reference to anything; a stock:
-    an INTEG; a flow: referenced directly by a stock's rate)."""
-    from pysd.builders.python.namespace import NamespaceManager
+    an INTEG; a flow: referenced directly by a stock's rate).
+
+    ``known_names`` (Vensim name -> PySD name, in file order) are the Python
+    names of an earlier version of the model: PySD names a variable from the
+    ordered list of all names alone, so when that list is unchanged (an
+    equation edit) they are reused instead of importing PySD's namespace
+    module, which imports scipy (~0.5 s)."""
     from pysd.translators.structures.abstract_model import AbstractLookup
 
     section = abstract.sections[0]
-    names = NamespaceManager(section.params)
-    for el in section.elements:
-        names.add_to_namespace(el.name)
+    if known_names is not None and list(known_names) == [el.name for el in section.elements] \
+            and not section.params:
+        py_names = dict(known_names)
+    else:
+        from pysd.builders.python.namespace import NamespaceManager
+
+        names = NamespaceManager(section.params)
+        for el in section.elements:
+            names.add_to_namespace(el.name)
+        py_names = names.namespace
     ranges = {r.name: r.subscripts for r in section.subscripts}
     variables = {el.name.lower().replace(" ", "_") for el in section.elements} | {"time"}
     flows: set = set()
@@ -344,7 +357,7 @@ def describe(abstract) -> dict[str, Variable]:
             kind = "constant"
         else:
             kind = "auxiliary"
-        out[el.name] = Variable(name=el.name, py_name=names.namespace[el.name], kind=kind,
+        out[el.name] = Variable(name=el.name, py_name=py_names[el.name], kind=kind,
                                 units=(el.units or "").strip(),
                                 comment=(el.documentation or "").strip(),
                                 subscripts=_dims(el.components, ranges),

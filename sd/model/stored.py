@@ -99,6 +99,7 @@ def describe(model) -> dict:
                          if name is not None},
         },
         "equations": _equations_digest(src=model.source),
+        "loader": _loader_digest(),
         "derived": None,
     }
 
@@ -135,6 +136,20 @@ def _tuples(value):
     if isinstance(value, list):
         return tuple(_tuples(v) for v in value)
     return value
+
+
+def previous_names(src: Source) -> dict | None:
+    """Vensim name -> PySD name of the variables of the file's previous
+    description (for :func:`sd.model.model.describe`), or ``None``."""
+    try:
+        previous = _read_index(src.path)
+        if previous is None:
+            return None
+        fields = previous["fields"]
+        i, j = fields.index("name"), fields.index("py_name")
+        return {str(row[i]): str(row[j]) for row in previous["variables"]}
+    except (SdInputError, OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
 
 
 # -- an edit of constants ---------------------------------------------------------------------------
@@ -254,7 +269,9 @@ def _read_index(path: Path) -> dict | None:
         return None
     if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
         return None
-    return _read(key)
+    body = _read(key)
+    # made by this code and PySD version: what it says still holds for this sd
+    return body if body is not None and body.get("loader") == _loader_digest() else None
 
 
 def _entries(src: Source):
