@@ -164,26 +164,29 @@ def bench_model(path: Path, work: Path, repeats: int, env: dict, with_pysd: bool
     edits = Edits(model)
     original = edits.text
 
-    def series(cmd, make=None):
-        walls, cpus = [], []
-        for k in range(1, repeats + 1):
-            if make is not None:
-                edits.save(make(k))
-            w, c, p = child(cmd, env)
-            if p.returncode != 0:
-                print(f"  failed ({' '.join(cmd[2:4])}): {p.stderr.strip()[-300:]}")
-                return None
-            walls.append(w)
-            cpus.append(c)
-        edits.save(original)
-        return med(walls), med(cpus)
-
     steps = [("fresh run, warm cache", None), ("after a constant edit", edits.constant_edit),
              ("after an equation edit", edits.equation_edit),
              ("after a diagram-only edit", edits.diagram_edit)]
-    for label, make in steps:
-        child(sd_cmd, env)                      # the original, warm again
-        res[label] = (series(sd_cmd, make), series(sim_cmd, make) if simlin_ok else None)
+    # the steps interleaved, each edit a new one made to the original text (the
+    # version loaded last), so the machine's load drifts alike over all of them
+    times = {(label, who): [] for label, _ in steps for who in ("sd", "simlin")}
+    for k in range(1, repeats + 1):
+        for label, make in steps:
+            edits.save(original if make is None else make(k))
+            for who, cmd in (("sd", sd_cmd), ("simlin", sim_cmd)):
+                if who == "simlin" and not simlin_ok:
+                    continue
+                w, c, p = child(cmd, env)
+                if p.returncode != 0:
+                    print(f"  {who} failed ({label}): {p.stderr.strip()[-300:]}")
+                else:
+                    times[(label, who)].append((w, c))
+            edits.save(original)
+            child(sd_cmd, env)                  # the original is the version loaded last
+    for label, _ in steps:
+        res[label] = tuple((med([w for w, _ in times[(label, who)]]),
+                            med([c for _, c in times[(label, who)]]))
+                           if times[(label, who)] else None for who in ("sd", "simlin"))
     res["watch"] = watch_latency(model, edits, repeats, env, folder)
     res["simlin watch"] = simlin_in_process(model, edits, repeats, folder) if simlin_ok else None
     edits.save(original)

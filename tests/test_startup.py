@@ -427,3 +427,21 @@ def test_an_equation_edit_in_a_new_process_does_not_import_scipy(cache, tmp_path
 
     model = load(path)
     assert model.variables == from_source(model.source).variables    # as PySD names them
+
+
+def test_a_constant_edit_after_a_reverted_equation_edit_is_derived(cache, tmp_path):
+    """Edit an equation, undo it, then change a number: the number's edit
+    starts from the version loaded last, so nothing is parsed."""
+    from sd.model import load
+
+    path = _copy(TEACUP, tmp_path / "m")
+    text = path.read_text()
+    load(path)
+    path.write_text(text.replace("/ Characteristic Time", "/ (2 * Characteristic Time)"))
+    load(path)
+    path.write_text(text)
+    load(path)
+    path.write_text(text.replace("Room Temperature=\n\t70", "Room Temperature=\n\t75"))
+    edited = load(path)
+    assert edited.stored["derived"]["constants"] == {"Room Temperature": [70.0, 75.0]}
+    assert edited.parsed._abstract is None

@@ -63,6 +63,8 @@ def recall(src: Source):
             if body is None:
                 return None
             _write(key, body, src)
+        else:       # the version loaded last is the one the next edit starts from
+            _write_index(src.path, key)
         return _model(src, body)
     except (SdInputError, OSError, ValueError, KeyError, TypeError):
         # a cache that cannot be used is no reason not to load the model
@@ -253,6 +255,11 @@ def _write_index(path: Path, key: str) -> None:
     """Which description is the latest of this file. Not sealed: it only
     points at a sealed entry, and :func:`_derive` checks every entry of the
     new text against that description, whichever it is."""
+    try:
+        if _index_file(path).read_text(encoding="utf-8").strip() == key:
+            return
+    except OSError:
+        pass
     folder = _index_file(path).parent
     with cache.writable(folder):
         folder.mkdir(exist_ok=True, mode=0o700)
