@@ -12,6 +12,7 @@ command's start-up) does not pay for PySD, numba or scipy until used:
 - :func:`accepted_set`, :func:`run_over_set` -- a calibration's set; a scenario run over it
 - :func:`sensitivity` -- Monte Carlo, Sobol and Morris of a spec -> :class:`SensitivityResult`
 - :func:`compare` -- scenarios side by side -> :class:`Comparison`
+- :func:`read_results` -- a ``results.nc`` (or ``ensemble.nc``) back under its Vensim names
 - :class:`SdInputError` (bad input), :class:`SdRuntimeError` (a run that failed)
 
 Reports of the results are written by :mod:`sd.report`.
@@ -33,6 +34,7 @@ _LAZY = {
     "SensitivityResult": "sd.sensitivity_analysis",
     "compare": "sd.comparison",
     "Comparison": "sd.comparison",
+    "read_results": "sd.report.run",
     "SdInputError": "sd.errors",
     "SdRuntimeError": "sd.errors",
 }

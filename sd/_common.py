@@ -330,16 +330,26 @@ def netcdf_name(name: str) -> str:
     ``vensim_name`` keeps the original; :func:`netcdf_safe`).
 
     NetCDF refuses ``/`` (its group separator: a path inside the file),
-    control characters, trailing blanks and a first character other than a
-    letter, digit, ``_`` or non-ASCII (a quoted Vensim name starts with ``"``).
-    ``/`` becomes the look-alike U+2215, a control character U+FFFD, and a bad
-    first character gets a ``_`` before it.
+    control characters, trailing blanks, a first character other than a
+    letter, digit, ``_`` or non-ASCII (a quoted Vensim name starts with ``"``)
+    and names over 255 bytes, and gives names back NFC-normalised. ``/``
+    becomes the look-alike U+2215, a control character U+FFFD, a bad first
+    character gets a ``_`` before it, the name is NFC-normalised, and a longer
+    one keeps its start and a hash of the whole (distinct names stay distinct).
     """
     out = "".join("\u2215" if c == "/" else (c if c.isprintable() else "\ufffd") for c in name)
-    out = out.rstrip()
+    out = unicodedata.normalize("NFC", out).rstrip()
     if not out or not (out[0].isalnum() or out[0] == "_" or ord(out[0]) > 127):
         out = "_" + out
+    if len(out.encode("utf-8")) > _NETCDF_MAX_BYTES:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        head = out.encode("utf-8")[:_NETCDF_MAX_BYTES - len(digest) - 1].decode("utf-8", "ignore")
+        out = f"{head.rstrip()}~{digest}"
     return out
+
+
+#: NetCDF's NC_MAX_NAME is 256 bytes with the terminator.
+_NETCDF_MAX_BYTES = 255
 
 
 def netcdf_names(names) -> dict[str, str]:

@@ -142,6 +142,14 @@ class Model:
             out[el.name] = tuple(sorted(by_clean[r] for r in refs if r in by_clean))
         return out
 
+    @cached_property
+    def missing(self):
+        """Where a run may hold no number (:mod:`sd.model.missing`): elements a
+        variable does not define, and Vensim's ``:NA:``."""
+        from . import missing
+
+        return missing.of(self.abstract)
+
     # -- names -----------------------------------------------------------
     @cached_property
     def _by_canon(self) -> dict[str, Variable]:

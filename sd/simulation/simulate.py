@@ -16,6 +16,7 @@ partial trajectory is ever used) and lists them (:func:`failed_runs`).
 """
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from typing import Sequence
@@ -323,12 +324,11 @@ def first_failure(ds: xr.Dataset, model: Model) -> str | None:
     """
     first = {}
     for name in ds.data_vars:
-        # the Variable, not a DataArray: building one per variable costs ~0.3 ms
-        values = np.asarray(ds.variables[name].transpose("time", ...).values, dtype=float)
-        bad = ~np.isfinite(values.reshape(len(values), -1))
+        values, bad = _bad(model, name, ds, "time")
+        values, bad = values.reshape(len(values), -1), bad.reshape(len(values), -1)
         rows = np.flatnonzero(bad.any(axis=1))
         if len(rows):
-            first[name] = (int(rows[0]), values.reshape(len(values), -1)[rows[0]][bad[rows[0]]][0])
+            first[name] = (int(rows[0]), values[rows[0]][bad[rows[0]]][0])
     if not first:
         return None
     step = min(i for i, _ in first.values())
@@ -339,6 +339,26 @@ def first_failure(ds: xr.Dataset, model: Model) -> str | None:
     return (f"{root!r} is {first[root][1]} at time {time_text(t)}. Look for a division by zero "
             "or an overflow in that equation (XIDZ/ZIDZ guard divisions), or a TIME STEP too "
             "large for the fastest loop.")
+
+
+def _bad(model: Model, name, ds: xr.Dataset, lead: str):
+    """``(values, bad)`` of variable ``name`` of ``ds`` with ``lead`` first (then
+    ``time``): bad is NaN or infinity where the model computes a number; NaN is
+    expected in the elements a variable does not define and in a variable that
+    may be Vensim's :NA: (:mod:`sd.model.missing`)."""
+    # the bare Variable: a DataArray's transpose copies every run coordinate
+    var = ds.variables[name]
+    head = [d for d in dict.fromkeys((lead, "time")) if d in var.dims]
+    var = var.transpose(*head, ...)
+    values = np.asarray(var.values, dtype=float)
+    bad = np.isinf(values) if name in model.missing.na else ~np.isfinite(values)
+    extra = var.dims[len(head):]
+    if extra and name in model.missing.defined:
+        hole = model.missing.undefined(name, [list(ds[d].values) if d in ds.coords
+                                              else list(range(var.sizes[d])) for d in extra])
+        if hole is not None:
+            bad &= ~hole
+    return values, bad
 
 
 def _diagnose(sim: Simulator, scenario: Scenario) -> str:
@@ -355,9 +375,8 @@ def _settle_failures(ds, sim: Simulator, samples: pd.DataFrame, scenario: Scenar
     errors = {int(k): v for k, v in json.loads(ds.attrs.pop("pysd_errors", "[]"))}
     bad_rows = np.zeros(ds.sizes["run"], dtype=bool)
     for name in ds.data_vars:
-        # the bare variable: a DataArray's transpose copies every run coordinate
-        values = np.asarray(ds.variables[name].transpose("run", ...).values, dtype=float)
-        bad_rows |= ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        bad = _bad(sim.model, name, ds, "run")[1]
+        bad_rows |= bad.reshape(len(bad), -1).any(axis=1)
     failures = []
     for i in np.flatnonzero(bad_rows):
         label = ds["run"].values[i]
@@ -385,13 +404,25 @@ def _json_label(label):
 
 
 # -- attributes --------------------------------------------------------------------------------
+#: Variable attribute: JSON list of the element combinations a partly defined
+#: variable does not define (NaN in the array; no column in results.csv).
+UNDEFINED_ATTR = "undefined_elements"
+
+
 def _annotate(ds: xr.Dataset, sim: Simulator, scenario: Scenario) -> xr.Dataset:
-    """Units, comment and kind on every variable; model, scenario, engine and the
-    full provenance record (JSON, attribute ``provenance``) on the dataset."""
+    """Units, comment and kind on every variable (and the elements it does not
+    define); model, scenario, engine and the full provenance record (JSON,
+    attribute ``provenance``) on the dataset."""
     for name, var in ds.variables.items():
         info = sim.model.variables.get(name)
         if info is not None and name not in ds.dims:
             var.attrs.update({"units": info.units, "comment": info.comment, "kind": info.kind})
+            extra = [d for d in var.dims if d not in ("run", "time")]
+            coords = [list(map(str, ds[d].values)) for d in extra]
+            hole = sim.model.missing.undefined(name, coords) if extra else None
+            if hole is not None:
+                cells = [list(c) for c, h in zip(itertools.product(*coords), hole.ravel()) if h]
+                var.attrs[UNDEFINED_ATTR] = json.dumps(cells)
     record = provenance.record(
         sim.model, scenario=scenario.name, scenario_source=scenario.source,
         constants=dict(scenario.constants),
