@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--watch", action="store_true",
                      help="keep running: run again whenever the model, its scenario file or "
                           "its data files are saved (Ctrl-C to stop)")
+    run.add_argument("--data", action="append", default=[], metavar="FILE",
+                     help="a .tab or .csv file with the values of data variables that have "
+                          "no equation (Vensim's data sources); repeatable")
 
     info = sub.add_parser("info", parents=[common],
                          help="list a model's stocks, flows, auxiliaries, constants and lookups")
@@ -182,7 +185,8 @@ def cmd_run(args) -> int:
     from .watch import Job, run_job, summary, watch
 
     job = Job(Path(args.model), args.scenario, tuple(args.sets),
-              Path(args.out) if args.out else None, tuple(args.plot), args.engine)
+              Path(args.out) if args.out else None, tuple(args.plot), args.engine,
+              tuple(Path(d) for d in args.data))
     if args.watch:
         return watch(job)
     done = run_job(job)

@@ -59,6 +59,7 @@ class Job:
     out: Path | None = None
     plots: tuple = ()
     engine: str = "auto"
+    data: tuple = ()          # data files (sd run --data)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def simulate_job(job: Job) -> Done:
     from .simulation import run
 
     start, cpu = time.perf_counter(), time.process_time()
-    model = load(job.model)
+    model = load(job.model, data_files=job.data)
     scenario = resolve(job.scenario, Path(job.model))
     if job.sets:
         base_name = scenario.name if job.scenario else "set"
@@ -203,6 +204,7 @@ class _Session:
         files += _scenario_files(self.job.scenario, Path(self.job.model))
         if self.last is not None:
             files += [Path(e.path) for e in self.last.model.externals]
+            files += [Path(d.path) for d in self.last.model.data_files]
         return list(dict.fromkeys(files))
 
     def attempt(self, why: str) -> None:

@@ -9,7 +9,9 @@ two places Vensim leaves blank on purpose:
   dataset, one array per variable, holds NaN there;
 * Vensim's ``:NA:`` ("not available"), written by the modeler, and what is
   computed from it (``IF THEN ELSE(Time > 5, :NA:, Time)``). Vensim saves a
-  blank; it is NaN here. Only NaN is excused there, never an infinity.
+  blank; it is NaN here. A ``:RAW:`` data variable is ``:NA:`` between its
+  data points, so it counts too. Only NaN is excused there, never an
+  infinity.
 
 Both are read from the parsed model, not guessed from the numbers.
 """
@@ -140,7 +142,8 @@ def _na(section) -> set:
     seeds = []
     for el in section.elements:
         asts = [c.ast for c in el.components]
-        if any(_holds_na(a) for a in asts):
+        if any(_holds_na(a) for a in asts) or \
+                any(getattr(c, "keyword", None) == "raw" for c in el.components):
             seeds.append(el.name)
         for a in asts:
             for n in walk(a):

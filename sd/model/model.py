@@ -13,14 +13,14 @@ for good, so two runs must never share one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Mapping
 
 from .._common import CONTROL
 from ..errors import SdInputError, canon, suggest
-from . import sanitize, source as source_mod, structure
+from . import datafiles, sanitize, source as source_mod, structure
 from .parse import parse
 from .structure import STATEFUL as _STATEFUL, children as _children, walk
 
@@ -87,6 +87,8 @@ class Model:
     stored : dict or None
         The description :mod:`sd.model.stored` keeps in the cache
         (dependencies, time settings, entries), when there is one.
+    data_files : tuple of sd.model.datafiles.DataFile
+        Data files for the data variables without an equation (read once).
     """
 
     path: Path
@@ -95,6 +97,7 @@ class Model:
     source: source_mod.Source = field(repr=False, compare=False)
     parsed: "Parsed" = field(repr=False, compare=False)
     stored: dict | None = field(default=None, repr=False, compare=False)
+    data_files: tuple = field(default=(), repr=False)
 
     @property
     def abstract(self):
@@ -112,10 +115,16 @@ class Model:
     def key(self) -> str:
         """Content key: the model's equations (the text PySD parses, without
         the sketch, so moving a diagram element changes nothing that is
-        compiled) and the external files it reads."""
+        compiled), the external files it reads and its data files."""
         from .stored import content_key, equations_digest
 
-        return content_key(equations_digest(self.source), self.externals)
+        key = content_key(equations_digest(self.source), self.externals)
+        if not self.data_files:
+            return key
+        import hashlib
+
+        return hashlib.sha256(" ".join([key, *(d.sha256 for d in self.data_files)])
+                              .encode()).hexdigest()
 
     @cached_property
     def translation(self) -> Path:
@@ -190,10 +199,19 @@ class Model:
 
     # -- runs ------------------------------------------------------------
     def fresh(self):
-        """A new PySD model object loaded from the verified translation."""
+        """A new PySD model object loaded from the verified translation (and the
+        data files' snapshot)."""
         from .translate import load as load_translation
 
-        return load_translation(self.translation)
+        datafiles.require(self.path, self.abstract, self.data_files)
+        return load_translation(self.translation, data_files=self._data_paths,
+                                model=self.path)
+
+    @cached_property
+    def _data_paths(self) -> dict:
+        from .translate import private_files
+
+        return private_files(self.data_files)
 
 
 class Parsed:
@@ -244,13 +262,16 @@ class Parsed:
         return self.prepared.externals
 
 
-def load(path: str | Path) -> Model:
+def load(path: str | Path, data_files=None) -> Model:
     """Read ``path`` (a Vensim ``.mdl``) once, check it and describe its variables.
 
     Parameters
     ----------
     path : str or Path
         The Vensim model file.
+    data_files : sequence of str or Path, optional
+        ``.tab``/``.csv`` files holding the values of data variables that
+        have no equation (Vensim's data sources; :mod:`sd.model.datafiles`).
 
     Returns
     -------
@@ -265,7 +286,12 @@ def load(path: str | Path) -> Model:
     """
     path = Path(path)
     check_path(path)
-    return from_file(source_mod.read(path))
+    model = from_file(source_mod.read(path))
+    files = datafiles.read(data_files)
+    if files:
+        datafiles.check(model.path, model.abstract, files)
+        model = replace(model, data_files=files)
+    return model
 
 
 def check_path(path: Path) -> None:
@@ -308,14 +334,17 @@ def from_file(src: source_mod.Source) -> Model:
     return model
 
 
-def from_source(src: source_mod.Source, known_names: dict | None = None) -> Model:
+def from_source(src: source_mod.Source, known_names: dict | None = None,
+                data_files: tuple = ()) -> Model:
     """The :class:`Model` of an already read file (see :func:`load`);
-    ``known_names`` as in :func:`describe`."""
+    ``known_names`` as in :func:`describe`; ``data_files`` as read by
+    :func:`sd.model.datafiles.read`."""
     abstract = parse(src)
     prepared = sanitize.prepare(abstract, src)
     structure.check(abstract, src)
+    datafiles.check(src.path, abstract, data_files)
     return Model(path=src.path, sha256=src.sha256, variables=describe(abstract, known_names),
-                 source=src, parsed=Parsed(src, abstract, prepared))
+                 source=src, parsed=Parsed(src, abstract, prepared), data_files=data_files)
 
 
 def describe(abstract, known_names: dict | None = None) -> dict[str, Variable]:

@@ -9,8 +9,10 @@ lookup ran code at parse time. This module replaces that ``eval`` with
 :func:`ast.literal_eval` (literals only: numbers, strings, tuples) in PySD's
 parser modules for the life of the process.
 
-Errors become :class:`SdInputError` naming the file, the line and, when it
-can be found, the variable.
+The text is first passed through :mod:`sd.model.prepass` (Vensim syntax
+PySD's grammar lacks, rewritten line for line). Errors become
+:class:`SdInputError` naming the file, the line and, when it can be found,
+the variable.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import SdInputError
+from . import prepass
 from .source import Source
 
 _LOCK = threading.Lock()
@@ -41,12 +44,33 @@ def _literal(text, *_ignored):
 
 def _install_literal_eval() -> None:
     """Shadow the builtin ``eval`` in PySD's parser modules (module globals
-    are looked up before builtins)."""
+    are looked up before builtins); and split files at every macro."""
     from pysd.translators.vensim import vensim_element
     from pysd.translators.xmile import xmile_element
 
     for module in (vensim_element, xmile_element):
         module.eval = _literal
+    _split_at_every_macro()
+
+
+#: PySD's file grammar takes the model text before a macro greedily, up to the
+#: *last* ``:MACRO:``: with equations (or a group) before two macros, the first
+#: macro lands in the main section and the file does not parse. Non-greedy, it
+#: stops at the first; the rest of the grammar is PySD's.
+_GREEDY_MAIN = 'main_part = !":MACRO:" ~r".+(?=:MACRO:)"'
+
+
+def _split_at_every_macro() -> None:
+    import parsimonious
+    from pysd.translators.vensim import vensim_utils as vu
+
+    if getattr(vu.Grammar, "_sd_macro_fix", False):
+        return
+    text = vu.Grammar._read_grammar("file_sections")
+    if _GREEDY_MAIN in text:       # a PySD that fixed it needs nothing
+        vu.Grammar._grammar["file_sections"] = parsimonious.Grammar(
+            text.replace(_GREEDY_MAIN, _GREEDY_MAIN.replace(".+(", ".+?(")))
+    vu.Grammar._sd_macro_fix = True
 
 
 def parse(source: Source):
@@ -66,7 +90,7 @@ def parse(source: Source):
                       "Free some space, or set TMPDIR to a writable folder."):
             tmp = tempfile.mkdtemp(prefix="sd-parse-")
             mdl = Path(tmp) / "model.mdl"
-            mdl.write_text(source.text, encoding="utf-8")
+            mdl.write_text(prepass.rewrite(source.text), encoding="utf-8")
         return _parse_file(source, mdl)
     finally:
         if tmp is not None:

@@ -289,13 +289,19 @@ class _Files:
     def __init__(self, source: Source):
         self.source = source
         self.found: dict[str, External] = {}
+        self.aliases = aliases(source.text)
 
     def store(self, arg, where: str) -> str:
         if not isinstance(arg, str) or not arg.strip():
             raise SdInputError(f"{where}: a GET XLS/DIRECT function has no file name.")
         if arg.startswith("?"):
-            raise SdInputError(f"{where}: the file reference {arg!r} names a Vensim data "
-                               "alias; write the file's name (relative to the model) instead.")
+            alias = self.aliases.get(arg[1:].strip().lower())
+            if alias is None:
+                raise SdInputError(
+                    f"{where}: the file reference {arg!r} names a Vensim data alias that the "
+                    "model's settings do not define (Vensim keeps them as '30:?name=file' "
+                    "lines after the sketch); write the file's name instead.")
+            arg = alias
         bad = unsafe_char(arg, quotes=False) or (unsafe_char(arg.replace("\\", "/")))
         if bad:
             raise SdInputError(f"{where}: the file name {arg!r} holds the character {bad}.")
@@ -313,6 +319,19 @@ class _Files:
             self.found[key] = External(arg=arg, path=path, sha256=digest,
                                        stored=f"ext/{digest[:24]}{suffix}")
         return self.found[key].stored
+
+
+def aliases(text: str) -> dict[str, str]:
+    """Vensim's data aliases: ``?name`` in a GET XLS/DIRECT function stands for
+    the file given by a ``30:?name=file`` line of the settings after the
+    sketch (lower-case name -> file)."""
+    settings = text.rsplit("///---\\\\\\", 1)[-1] if "///---\\\\\\" in text else ""
+    out = {}
+    for line in settings.splitlines():
+        if line.startswith("30:?") and "=" in line:
+            name, _, file = line[4:].partition("=")
+            out[name.strip().lower()] = file.strip()
+    return out
 
 
 def _sha256(path: Path) -> str:

@@ -28,13 +28,14 @@ import warnings
 from pathlib import Path
 
 from ..errors import SdInputError
-from . import cache, verify
+from . import cache, extend, verify
 from .sanitize import Prepared
 from .source import Source
 
 _HERE = Path(__file__).parent
 #: The steps whose code decides what a translation contains: part of its key.
-_PIPELINE = ("source.py", "parse.py", "sanitize.py", "verify.py", "translate.py", "cache.py")
+_PIPELINE = ("source.py", "prepass.py", "parse.py", "sanitize.py", "extend.py", "verify.py",
+             "translate.py", "cache.py")
 _NOT_IMPLEMENTED = re.compile(r"Trying to translate '([^']+)' which it is not implemented")
 _MODULE_NAME = re.compile(r"\A[A-Za-z0-9_]{1,100}\.py\Z")
 
@@ -74,6 +75,7 @@ def build(source: Source, prepared: Prepared, folder: Path) -> None:
     from pysd.builders.python.python_model_builder import ModelBuilder
 
     abstract = copy.deepcopy(prepared.abstract)
+    extend.adapt(abstract)
     for i, section in enumerate(abstract.sections):
         name = "model.py" if i == 0 else section.path.name
         if not _MODULE_NAME.match(name):
@@ -129,14 +131,12 @@ def _private_copy(where: Path, k: str) -> Path:
         files = cache.read_verified(where, "pysd", k)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise cache.Tampered(f"unreadable: {exc}") from None
+    private = _private_folder()
     with cache.writable(Path(tempfile.gettempdir()), "the temporary folder",
                         "Free some space, or set TMPDIR to a writable folder."):
-        if not _PRIVATE:
-            _PRIVATE.append(Path(tempfile.mkdtemp(prefix="sd-models-")))
-            atexit.register(shutil.rmtree, _PRIVATE[0], True)
-        target = _PRIVATE[0] / k[:40]
+        target = private / k[:40]
         if not target.is_dir():
-            tmp = Path(tempfile.mkdtemp(dir=_PRIVATE[0]))
+            tmp = Path(tempfile.mkdtemp(dir=private))
             for rel, data in files.items():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / rel).write_bytes(data)
@@ -144,8 +144,32 @@ def _private_copy(where: Path, k: str) -> Path:
     return target / "model.py"
 
 
-def load(translation: Path, *, initialize: bool = True):
-    """A PySD model object from a verified private translation."""
+def _private_folder() -> Path:
+    with cache.writable(Path(tempfile.gettempdir()), "the temporary folder",
+                        "Free some space, or set TMPDIR to a writable folder."):
+        if not _PRIVATE:
+            _PRIVATE.append(Path(tempfile.mkdtemp(prefix="sd-models-")))
+            atexit.register(shutil.rmtree, _PRIVATE[0], True)
+    return _PRIVATE[0]
+
+
+def private_files(files) -> dict[str, Path]:
+    """{private copy: original path} of data files' snapshots (``DataFile``),
+    named by hash and keeping the suffix PySD's reader goes by."""
+    out = {}
+    for f in files:
+        target = _private_folder() / f"data-{f.sha256[:40]}{f.path.suffix.lower()}"
+        if not target.is_file():
+            tmp = target.with_name(target.name + ".part")
+            tmp.write_bytes(f.data)
+            tmp.rename(target)
+        out[str(target)] = f.path
+    return out
+
+
+def load(translation: Path, *, initialize: bool = True, data_files=None, model=None):
+    """A PySD model object from a verified private translation, reading the
+    data files (``{private copy: original}``, :func:`private_files`) if any."""
     import pysd
 
     before = sys.dont_write_bytecode
@@ -153,7 +177,17 @@ def load(translation: Path, *, initialize: bool = True):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pysd.load(str(translation), initialize=initialize)
+            if not data_files:
+                return pysd.load(str(translation), initialize=initialize)
+            try:
+                return pysd.load(str(translation), initialize=initialize,
+                                 data_files=list(data_files))
+            except (ValueError, KeyError, OSError) as exc:
+                text = _short(exc)
+                for private, original in data_files.items():
+                    text = text.replace(str(private), str(original))
+                raise SdInputError(f"{model}: the data files do not hold what the model reads: "
+                                   f"{text}") from None
     finally:
         sys.dont_write_bytecode = before
 

@@ -1,0 +1,104 @@
+"""Vensim text PySD's grammar does not accept, rewritten before parsing.
+
+Each rewrite only *removes* or *renames* text, keeps every line where it
+was (so messages still name the right line of the ``.mdl``) and leaves
+quoted names, quoted strings, units, comments and the sketch alone:
+
+* inline comments inside an equation: Vensim accepts ``{...}`` anywhere in an
+  expression (``RANDOM NORMAL(-6, 6, 0, 1, seed){RANDOM NORMAL()}``,
+  ``STP+SNE {Note: ...}``); PySD's expression grammar stops at the brace. The
+  comment is blanked (newlines kept).
+* data variables with no equation at all (``Sales Data ~ units ~ |``: Vensim
+  reads them from the data sources given at simulation time, interpolating
+  between points): PySD's grammar needs a keyword, so ``:INTERPOLATE:`` (what
+  Vensim does) is written after the name.
+* lookups written DYNAMO-style, all x values then all y values
+  (``TEUPPS(0,0.2,0.4,0,0.4,0.7)``, as translated by Vensim's dyn2ven): the
+  values are written as the ``(x,y)`` pairs PySD's grammar reads.
+* ``Time$``, ``TIME STEP$``, ``INITIAL TIME$``, ``FINAL TIME$``, ``SAVEPER$``:
+  Vensim's forms of the control variables written so that their units do
+  not enter unit checks; the value is the same. PySD's builder fails on them
+  (``KeyError: 'time_step$'``), so the ``$`` is dropped.
+"""
+from __future__ import annotations
+
+import re
+
+#: Where the equations end and the sketch begins.
+_SKETCH = "\\\\\\---///"
+_DOLLAR = re.compile(r"(?i)\b(time|time[ _]+step|initial[ _]+time|final[ _]+time|saveper)[ \t]*\$")
+
+
+def rewrite(text: str) -> str:
+    """``text`` with the rewrites of the module docstring applied."""
+    end = text.find(_SKETCH)
+    head, tail = (text, "") if end < 0 else (text[:end], text[end:])
+    return _equations(head) + tail
+
+
+def _equations(text: str) -> str:
+    """In the equation part of each element (up to its first ``~``; quotes
+    skipped), blank ``{...}`` and drop the control variables' ``$``; units
+    and comments (up to the element's ``|``) are copied as they are."""
+    out = []
+    i, n = 0, len(text)
+    header = re.match(r"\s*\{[^}]*\}", text)   # {UTF-8}: PySD's own
+    if header:
+        out.append(header.group())
+        i = header.end()
+    while i < n:
+        j, equation = i, []
+        while j < n and text[j] not in "~|":
+            c = text[j]
+            if c in "\"'{":
+                k = text.find("}" if c == "{" else c, j + 1)
+                k = n - 1 if k < 0 else k
+                piece = text[j:k + 1]
+                equation.append(re.sub(r"[^\n]", " ", piece) if c == "{" else piece)
+                j = k + 1
+                continue
+            equation.append(c)
+            j += 1
+        out.append(_element("".join(equation)))
+        if j >= n:
+            break
+        k = text.find("|", j) if text[j] == "~" else j
+        k = n if k < 0 else k + 1
+        out.append(text[j:k])
+        i = k
+    return "".join(out)
+
+
+_NAME = r'(?:"[^"]*"|[^\W\d][\w \t$.&%\']*?)'     # a name; unquoted: no operators
+_SUBS = r"(?:\s*\[[^\]]*\])?"
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_EMPTY_DATA = re.compile(rf"\A(\s*{_NAME}{_SUBS})(\s*)\Z")
+_WS = r"[\s\\]*"          # blanks and Vensim's line continuations
+_FLAT_LOOKUP = re.compile(
+    rf"\A(\s*{_NAME}{_SUBS}\s*)\({_WS}((?:{_NUMBER}{_WS},{_WS})+{_NUMBER}){_WS}\){_WS}\Z")
+
+
+def _element(equation: str) -> str:
+    """One element's equation part, rewritten (see the module docstring)."""
+    stripped = equation.strip()
+    if not stripped or stripped.startswith((":", "*")):   # macro markers, groups
+        return _dollar(equation)
+    m = _EMPTY_DATA.match(equation)
+    if m:
+        return m.group(1) + " :INTERPOLATE:" + m.group(2)
+    m = _FLAT_LOOKUP.match(equation)
+    if m:
+        values = [v.strip(" \t\n\\") for v in m.group(2).split(",")]
+        if len(values) % 2 == 0:
+            half = len(values) // 2
+            pairs = ",".join(f"({x},{y})" for x, y in zip(values[:half], values[half:]))
+            lines = equation.count("\n") - m.group(1).count("\n")
+            return f"{m.group(1)}({pairs})" + "\n" * lines
+    return _dollar(equation)
+
+
+def _dollar(equation: str) -> str:
+    """Drop the ``$`` of ``TIME STEP$`` and friends outside quoted names."""
+    parts = re.split(r'("[^"]*")', equation)
+    return "".join(p if p.startswith('"') else _DOLLAR.sub(lambda m: m.group(1), p)
+                   for p in parts)
