@@ -294,14 +294,20 @@ def load(path: str | Path, data_files=None) -> Model:
     return model
 
 
+#: Model file suffixes: Vensim, then XMILE (Stella, iThink, Simlin).
+SUFFIXES = (".mdl", *source_mod.XMILE_SUFFIXES)
+
+
 def check_path(path: Path) -> None:
-    """Refuse a path that is not an existing ``.mdl`` file (closest names)."""
+    """Refuse a path that is not an existing model file (closest names)."""
     if not path.is_file():
-        near = suggest(path.name, [p.name for p in path.parent.glob("*.mdl")]) \
+        near = suggest(path.name, [p.name for p in path.parent.iterdir()
+                                   if p.suffix.lower() in SUFFIXES]) \
             if path.parent.is_dir() else ""
         raise SdInputError(f"Model file not found: {path}." + near)
-    if path.suffix.lower() != ".mdl":
-        raise SdInputError(f"{path}: expected a Vensim model file ending in .mdl.")
+    if path.suffix.lower() not in SUFFIXES:
+        raise SdInputError(f"{path}: expected a Vensim model file ending in .mdl, or an "
+                           "XMILE model (.xmile, .stmx, .itmx).")
 
 
 _BY_CONTENT: dict = {}

@@ -84,6 +84,8 @@ def parse(source: Source):
     """
     from .cache import writable
 
+    if source.kind == "xmile":
+        return _parse_xmile(source)
     tmp = None
     try:
         with writable(Path(tempfile.gettempdir()), "the temporary folder",
@@ -129,6 +131,103 @@ def _parse_entries(vf) -> None:
         done = False
     if not done:
         vf.parse()
+
+
+def _parse_xmile(source: Source):
+    """PySD's XMILE parser on the snapshot's bytes (already checked by
+    :func:`sd.model.source.decode_xmile`), read by a parser that resolves no
+    entity, loads no DTD and reaches no network."""
+    from lxml import etree
+    from pysd.translators.xmile.xmile_file import XmileFile
+
+    class _Snapshot(XmileFile):
+        def _get_root(self):
+            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                                     huge_tree=False, recover=True, encoding="utf-8")
+            root = etree.fromstring(source.data, parser=parser)
+            if root is None or not str(root.tag).endswith("xmile"):
+                raise SdInputError(f"{source.path}: not an XMILE model (the XML root is not "
+                                   "<xmile>).")
+            _xmile_structure(source, root)
+            return root
+
+    with _LOCK:
+        _install_literal_eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                xf = _Snapshot(source.path)
+                xf.parse()
+                return xf.get_abstract_model()
+            except RecursionError:
+                raise SdInputError(f"{source.path}: an equation is nested too deeply to "
+                                   "parse.") from None
+            except SdInputError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - lxml, parsimonious and PySD errors
+                raise SdInputError(_xmile_message(source, exc)) from None
+
+
+#: XMILE variable elements PySD reads from ``<model><variables>``.
+_XMILE_VARIABLES = ("aux", "flow", "stock", "gf")
+
+
+def _local(tag) -> str:
+    return str(tag).rsplit("}", 1)[-1]
+
+
+def _xmile_structure(source: Source, root) -> None:
+    """What PySD's XMILE reader would silently skip, refused or brought into
+    the shape it reads: variables written directly in ``<model>`` (Stella 10
+    files) are moved into a ``<variables>`` element; several models (modules)
+    and macros are refused by name; an equation ``???`` (what xmutil writes for
+    what it could not translate) is refused naming the variable and line."""
+    from lxml import etree
+
+    models = [el for el in root if _local(el.tag) == "model"]
+    if len(models) > 1:
+        names = [m.get("name") or "(unnamed)" for m in models]
+        raise SdInputError(f"{source.path}: the file has {len(models)} models ({', '.join(names)}): "
+                           "XMILE modules are not supported (PySD reads one model); flatten "
+                           "the modules into one model.")
+    for el in root.iter():
+        if _local(el.tag) == "macro":
+            raise SdInputError(
+                f"{source.path}:{el.sourceline}: XMILE macro {el.get('name')!r}: macros in XMILE "
+                "files are not supported (PySD does not read them); save the model with the "
+                "macro expanded, or use the Vensim .mdl, where macros are supported.")
+    for model in models:
+        loose = [el for el in model if _local(el.tag) in _XMILE_VARIABLES]
+        if loose:
+            variables = next((el for el in model if _local(el.tag) == "variables"), None)
+            if variables is None:
+                variables = etree.SubElement(model, f"{{{root.nsmap.get(None, '')}}}variables"
+                                             if root.nsmap.get(None) else "variables")
+            for el in loose:
+                variables.append(el)
+        for el in model.iter():
+            if _local(el.tag) == "eqn" and (el.text or "").strip() == "???":
+                owner = el.getparent()
+                while owner is not None and owner.get("name") is None:
+                    owner = owner.getparent()
+                owner = owner if owner is not None else el
+                raise SdInputError(
+                    f"{source.path}:{el.sourceline}: the equation of {owner.get('name')!r} is "
+                    "'???', a placeholder for an equation the exporting tool could not "
+                    "translate; the model is incomplete (it would not run in Stella either).")
+
+
+def _xmile_message(source: Source, exc: Exception) -> str:
+    text, pos = getattr(exc, "text", None), getattr(exc, "pos", None)
+    near = ""
+    if isinstance(text, str) and isinstance(pos, int):
+        near = f" near {text[max(0, pos - 30):pos + 30].strip()!r}"
+        found = source.text.find(text.strip()[:60]) if text.strip() else -1
+        if found >= 0:
+            return (f"{source.path}:{source.text.count(chr(10), 0, found) + 1}: an equation "
+                    f"PySD cannot parse{near} ({type(exc).__name__}: {_short(exc)}).")
+    return (f"{source.path}: PySD could not read the XMILE model{near} "
+            f"({type(exc).__name__}: {_short(exc)}).")
 
 
 def _message(source: Source, exc: Exception, vf) -> str:

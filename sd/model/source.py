@@ -10,6 +10,11 @@ Latin-1 (Windows-1252) otherwise, and any other declared encoding (``{UTF-7}``,
 text (``+ACIAIgAi-`` is ``\"\"\"`` in UTF-7) from every check made on the decoded
 text's neighbours, and Vensim never writes one.
 
+XMILE files (``.xmile``, ``.stmx``, ``.itmx``: Stella, iThink, Simlin) are XML
+in UTF-8. They are checked before anything parses them for real: no document
+type declaration at all (so no entity, internal or external, and no entity
+expansion bomb), well-formed XML (:func:`decode_xmile`).
+
 The result is a :class:`Source`: a snapshot of the file as it was read, which
 every later use of the model (every engine, every run) works from, whatever
 happens to the file afterwards.
@@ -45,16 +50,23 @@ class Source:
         The decoded text with ``\\n`` line ends: what the parser reads.
     encoding : str
         ``"utf-8"`` or ``"latin-1"`` (what the file was decoded from).
+    kind : str
+        ``"mdl"`` (Vensim) or ``"xmile"``.
     """
 
     path: Path
     data: bytes = field(repr=False)
     text: str = field(repr=False)
     encoding: str
+    kind: str = "mdl"
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+
+#: File suffixes of XMILE models (lower case).
+XMILE_SUFFIXES = (".xmile", ".stmx", ".itmx")
 
 
 def read(path: Path) -> Source:
@@ -63,7 +75,45 @@ def read(path: Path) -> Source:
         data = path.read_bytes()
     except OSError as exc:
         raise SdInputError(f"{path}: cannot read the model file ({exc.strerror}).") from None
+    if path.suffix.lower() in XMILE_SUFFIXES:
+        return decode_xmile(data, path)
     return decode(data, path)
+
+
+def decode_xmile(data: bytes, path: Path) -> Source:
+    """Check and decode the bytes of an XMILE file: UTF-8 XML with no document
+    type declaration. XMILE needs none, and a DTD is where entities live: the
+    way an XML file makes its parser read other files (external entities) or
+    expand into gigabytes (nested entities). Without one neither can happen;
+    the parser (:mod:`sd.model.parse`) also resolves no entity and reaches no
+    network. (Files written by xmutil use the ``isee:`` prefix without
+    declaring it, so they are parsed leniently, as PySD does.)"""
+    if not data.strip():
+        raise SdInputError(f"{path}: the file is empty; expected an XMILE model (XML).")
+    body = data[len(_BOM):] if data.startswith(_BOM) else data
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        raise SdInputError(f"{path}:{line}: an XMILE file is UTF-8, but byte {exc.start} is "
+                           "not valid UTF-8. Save it again from the modelling program.") \
+            from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    declared = re.search(r"<\?xml[^>]*encoding\s*=\s*[\"']([^\"']+)", text[:200])
+    if declared and declared.group(1).strip().lower() not in _UTF8_NAMES:
+        raise SdInputError(f"{path}:1: the file declares the encoding {declared.group(1)!r}; "
+                           "XMILE files are UTF-8. Save it again from the modelling program.")
+    found = re.search(r"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", text, re.IGNORECASE)
+    if found:
+        line = text.count("\n", 0, found.start()) + 1
+        raise SdInputError(f"{path}:{line}: the file declares a document type or entities "
+                           f"(<!{found.group(1)}); XMILE models need neither, and sd does not "
+                           "read them (they can make a parser read other files or expand "
+                           "without bound).")
+    if not re.search(r"<\s*xmile[\s>]", text):
+        raise SdInputError(f"{path}: no <xmile> element; expected an XMILE model (Stella, "
+                           "iThink, Simlin).")
+    return Source(path=path.resolve(), data=data, text=text, encoding="utf-8", kind="xmile")
 
 
 def decode(data: bytes, path: Path) -> Source:

@@ -186,8 +186,13 @@ def load(translation: Path, *, initialize: bool = True, data_files=None, model=N
                 text = _short(exc)
                 for private, original in data_files.items():
                     text = text.replace(str(private), str(original))
+                missing = re.search(r"Data for (.+?) not found in (.+)", text)
+                if missing:
+                    text = (f"the data variable {missing.group(1)!r} is in none of them "
+                            f"({missing.group(2)}); Vensim's exports name it in the first "
+                            "column (or row) exactly as in the model")
                 raise SdInputError(f"{model}: the data files do not hold what the model reads: "
-                                   f"{text}") from None
+                                   f"{text}.") from None
     finally:
         sys.dont_write_bytecode = before
 

@@ -1,0 +1,141 @@
+"""Vensim syntax as Vensim accepts it, one test per construct sd adds to PySD's parser and
+builder (sd.model.prepass, sd.model.extend, data files, data aliases). Models are tiny and
+written here; each result is checked against the value Vensim computes for it."""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sd
+from sd.cli import main
+from sd.errors import SdInputError
+from sd.model.prepass import rewrite
+
+CONTROLS = ("INITIAL TIME = 0 ~ Month ~ |\nFINAL TIME = 4 ~ Month ~ |\n"
+            "TIME STEP = 0.5 ~ Month ~ |\nSAVEPER = 1 ~ Month ~ |\n")
+
+
+def model(tmp_path, text: str, name: str = "m.mdl"):
+    path = tmp_path / name
+    path.write_text("{UTF-8}\n" + text + CONTROLS, encoding="utf-8")
+    return path
+
+
+def run(path, engine="pysd", **kwargs):
+    return sd.run(sd.load(path, **kwargs), engine=engine)
+
+
+def test_inline_comments_inside_equations(tmp_path):
+    path = model(tmp_path, "STP = 2 ~~|\nSNE = 3 ~~|\n"
+                           "total = STP+SNE {Note: the sum of both} ~ Dmnl ~ |\n"
+                           "x = 5 {a comment\nover two lines} * 2 ~ Dmnl ~ A {braced} comment. |\n"
+                           "noise = RANDOM NORMAL(-1, 1, 0, 0.5, 3){RANDOM NORMAL()} ~ Dmnl ~ |\n")
+    ds = run(path)
+    assert float(ds["total"][0]) == 5 and float(ds["x"][0]) == 10
+    assert ds["x"].attrs["comment"] == "A {braced} comment."      # comments are not equations
+    assert np.all(np.abs(ds["noise"].values) <= 1)
+
+
+def test_prepass_keeps_every_line_and_leaves_quotes_units_and_comments():
+    text = ('{UTF-8}\nx = "a {b}" + c {note\nmore} ~ u {k} ~ doc {x} don\'t |\n'
+            "y = 'file{1}.csv' ~~|\n\\\\\\---/// Sketch {keep}\n")
+    out = rewrite(text)
+    assert out.count("\n") == text.count("\n")
+    assert '"a {b}"' in out and "{note" not in out and "more}" not in out
+    assert "~ u {k} ~ doc {x} don't |" in out and "'file{1}.csv'" in out
+    assert out.endswith("Sketch {keep}\n")
+
+
+def test_time_step_dollar_and_control_variables_inside_macros(tmp_path):
+    """Fiddaman's pink-noise macro style: TIME STEP$ inside a macro, and DELAY FIXED (which
+    needs TIME STEP) inside a macro; neither translated with PySD alone."""
+    path = model(tmp_path, ":MACRO: SCALED(x)\nSCALED = x * TIME STEP$ / SAVEPER$ ~ x ~ |\n"
+                           ":END OF MACRO:\n:MACRO: LAGGED(x, d)\nLAGGED = DELAY FIXED(x, d, 0) "
+                           "~ x ~ |\n:END OF MACRO:\n"
+                           "a = SCALED(Time) ~~|\nb = LAGGED(Time, 1) ~~|\n"
+                           "c = Time$ + TIME STEP$ ~~|\n")
+    ds = run(path)
+    t = ds["time"].values
+    np.testing.assert_allclose(ds["a"].values, t * 0.5, rtol=1e-12)       # TIME STEP/SAVEPER
+    np.testing.assert_allclose(ds["b"].values, np.where(t >= 1, t - 1, 0), rtol=1e-12)
+    np.testing.assert_allclose(ds["c"].values, t + 0.5, rtol=1e-12)
+
+
+def test_macros_after_equations_and_groups(tmp_path):
+    """PySD's file grammar took the text before the last :MACRO: as one block, so two macros
+    after a group header did not parse."""
+    path = model(tmp_path, "*******\n\t.Group\n*******~\n\tA group. |\n"
+                           ":MACRO: POS(INPUT)\nPOS = MAX(INPUT, 1e-10) ~ INPUT ~ |\n:END OF MACRO:\n"
+                           ":MACRO: CLIP(t, f, a, b)\nCLIP = IF THEN ELSE(a >= b, t, f) ~ t ~ |\n"
+                           ":END OF MACRO:\n"
+                           "y = POS(-3) + CLIP(10, 20, Time, 2) ~~|\n")
+    ds = run(path)
+    np.testing.assert_allclose(ds["y"].values, 1e-10 + np.where(ds["time"] >= 2, 10, 20))
+
+
+def test_dynamo_style_lookup_lists_all_x_then_all_y(tmp_path):
+    path = model(tmp_path, "T(0, 1, 2, 0, 10, 40) ~ Dmnl ~ |\nPAIRS((0,0),(1,10),(2,40)) ~~|\n"
+                           "a = T(Time / 2) ~~|\nb = PAIRS(Time / 2) ~~|\n")
+    ds = run(path)
+    np.testing.assert_array_equal(ds["a"].values, ds["b"].values)
+    assert float(ds["a"].sel(time=3)) == 25.0
+
+
+DATA = "Sales :INTERPOLATE: ~ widgets ~ |\nPrices ~ USD ~ A data variable with no keyword. |\n" \
+       "Revenue = Sales * Prices ~ USD ~ |\n"
+
+
+def test_data_variables_without_equation_read_from_data_files(tmp_path):
+    path = model(tmp_path, DATA)
+    data = tmp_path / "history.tab"
+    data.write_text("Time\t0\t2\t4\nSales\t10\t20\t40\nPrices\t1\t1\t2\n", encoding="utf-8")
+    ds = run(path, data_files=[data])
+    np.testing.assert_allclose(ds["Sales"].values, [10, 15, 20, 30, 40])     # interpolated
+    np.testing.assert_allclose(ds["Revenue"].values, [10, 15, 20, 45, 80])
+    assert ds.attrs["engine"] == "pysd"
+    code = _cli("run", path, "--data", data, "--out", tmp_path / "o", "--engine", "pysd")
+    assert code == 0
+    assert pd.read_csv(tmp_path / "o" / "results.csv")["Sales"].tolist() == [10, 15, 20, 30, 40]
+
+
+@pytest.mark.parametrize("files, message", [
+    ((), r"'Sales', 'Prices' have no equation.*--data FILE"),
+    (("other.tab",), r"data variable '(Sales|Prices)' is in none of them .*other\.tab"),
+    (("history.vdf",), r"\.vdf is Vensim's binary data format.*export"),
+])
+def test_data_files_missing_or_wrong_are_named(tmp_path, files, message):
+    path = model(tmp_path, DATA)
+    (tmp_path / "other.tab").write_text("Time\t0\t4\nCosts\t1\t2\n", encoding="utf-8")
+    (tmp_path / "history.vdf").write_bytes(b"\x7fVDF")
+    with pytest.raises(SdInputError, match=message):
+        run(path, data_files=[tmp_path / f for f in files])
+
+
+def test_data_files_for_a_model_without_data_variables_are_refused(tmp_path):
+    path = model(tmp_path, "x = 1 ~~|\n")
+    (tmp_path / "d.tab").write_text("Time\t0\nx\t1\n", encoding="utf-8")
+    with pytest.raises(SdInputError, match="no data variable without an equation"):
+        sd.load(path, data_files=[tmp_path / "d.tab"])
+
+
+def test_data_alias_resolves_through_the_model_settings(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "series.csv").write_text("Time,0,4\nv,1,9\n", encoding="utf-8")
+    body = "x := GET DIRECT DATA('?hist', ',', '1', 'B2') ~~|\n"
+    settings = "\\\\\\---/// Sketch information\nV300\n///---\\\\\\\n:L<%^E!@\n30:?hist=sub/series.csv\n"
+    path = tmp_path / "alias.mdl"
+    path.write_text("{UTF-8}\n" + body + CONTROLS + settings, encoding="utf-8")
+    ds = run(path)
+    np.testing.assert_allclose(ds["x"].values, [1, 3, 5, 7, 9])
+    path.write_text("{UTF-8}\n" + body + CONTROLS, encoding="utf-8")
+    with pytest.raises(SdInputError, match=r"alias.*'\?hist'|'\?hist'.*alias"):
+        sd.load(path)
+
+
+def _cli(*args) -> int:
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        return main([str(a) for a in args])
