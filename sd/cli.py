@@ -324,6 +324,9 @@ def cmd_diagram(args) -> int:
                            "(chosen by the file's suffix).")
     if not path.is_file():
         raise SdInputError(f"{path}: no such model file.")
+    if path.suffix.lower() != ".mdl":
+        raise SdInputError(f"{path.name}: sd diagram draws the sketch of a Vensim .mdl; the views "
+                           "of an XMILE file are not read.")
     sketch = parse_sketch(path)
     if not sketch.views:
         raise SdInputError(f"{path.name} has no sketch (no '\\\\\\---/// Sketch information' "

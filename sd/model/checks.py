@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .equations import Equations, read_equations
 from .sketch import check_sketch
+from .source import XMILE_SUFFIXES
 from .unit_check import check_units
 
 #: What a comment must contain to count as sourced: a reference or "assumption".
@@ -75,5 +77,10 @@ def check_model(path, *, sources: bool = True,
         elif sources and el.kind == "constant" and not _SOURCED.search(el.comment):
             findings.append(Finding("documentation", f"constant '{el.name}': the comment cites no "
                                     "source and does not say 'assumption'"))
-    findings += [Finding("diagram", f) for f in check_sketch(eqs.path, eqs)]
+    if Path(eqs.path).suffix.lower() in XMILE_SUFFIXES:
+        # the diagram checks read Vensim's sketch; an XMILE view is not read
+        findings.append(Finding("diagram", "not checked: the diagram checks read Vensim "
+                                "sketches, and this is an XMILE file", "warning"))
+    else:
+        findings += [Finding("diagram", f) for f in check_sketch(eqs.path, eqs)]
     return findings

@@ -34,6 +34,7 @@ def check(abstract, source: Source) -> None:
     docstring."""
     main = abstract.sections[0]
     _functions(abstract, source)
+    _time_values(abstract, source)
     _duplicates(main, source)
     _controls(main, source)
     _simultaneous(main, source)
@@ -81,6 +82,33 @@ def _functions(abstract, source: Source) -> None:
             f"{', '.join(missing)} (used in {first!r}); rewrite those equations with supported "
             "functions (see https://pysd.readthedocs.io/en/master/structure/"
             "vensim_translation.html).")
+
+
+def _time_values(abstract, source: Source) -> None:
+    """GET TIME VALUE(relativeto, offset, measure): PySD implements the current
+    time in model units (0, _, 0) and the computer clock (2, _, 1..10); the
+    calendar measures of model time, and times relative to INITIAL TIME, need
+    the model's date settings, which it does not read."""
+    for section in abstract.sections:
+        for el in section.elements:
+            for comp in el.components:
+                for node in walk(comp.ast):
+                    if type(node).__name__ != "CallStructure" or \
+                            node.function.reference != "get_time_value":
+                        continue
+                    args = list(node.arguments)
+                    rel = args[0] if args else None
+                    measure = args[2] if len(args) > 2 else None
+                    if (rel, measure) == (0, 0) or (rel == 2 and measure in range(1, 11)):
+                        continue
+                    shown = ", ".join(str(a) if isinstance(a, (int, float)) else "..."
+                                      for a in args)
+                    raise SdInputError(
+                        f"{_where(source, el.name)}: GET TIME VALUE({shown}) in {el.name!r}: "
+                        "only the current time in model units (GET TIME VALUE(0, offset, 0)) "
+                        "and the computer clock (GET TIME VALUE(2, 0, 1..10)) are supported; "
+                        "times relative to INITIAL TIME and calendar measures of model time "
+                        "need Vensim's date settings, which PySD does not implement.")
 
 
 def _duplicates(section, source: Source) -> None:

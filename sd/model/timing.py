@@ -274,6 +274,7 @@ class _Evaluator:
 
     def _refuse(self, control: str, why: str):
         raise SdInputError(
-            f"{self.model.path.name}: {control} must be a number or an expression of "
-            f"constants, fixed for the whole run, but {why}. Vensim reads the time "
-            "settings once, before the run.")
+            f"{_located(self.model, '', control)}: {control} changes during "
+            f"the run ({why}). sd reads the time settings once, before the run: time "
+            "settings that change during a run (which Vensim allows) are not supported. "
+            f"Give {control} a number or an expression of constants.")

@@ -66,6 +66,9 @@ def run(model: Model, scenario: Scenario | None = None, *,
         except (ValueError, KeyError) as exc:
             raise SdInputError(f"{model.path.name}, scenario {scenario.name!r}: "
                                f"PySD refused the run ({exc}).") from exc
+        except NotImplementedError as exc:
+            raise SdInputError(f"{model.path.name}: {_failing_variable(exc, model)!r} uses a case "
+                               f"of a function PySD does not implement ({exc}).") from exc
         except ArithmeticError as exc:
             name = _failing_variable(exc, model)
             raise SdRuntimeError(
