@@ -139,3 +139,65 @@ def test_data_alias_resolves_through_the_model_settings(tmp_path):
 def _cli(*args) -> int:
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         return main([str(a) for a in args])
+
+
+VECTORS = """DimA: A1, A2, A3 ~~|
+DimB: B1, B2 ~~|
+DimX: one, two, three, four, five ~~|
+a[DimA] = 0, 1, 1 ~~|
+b[DimB] = 1, 2 ~~|
+c[DimA] = 10 + VECTOR ELM MAP(b[B1], a[DimA]) ~~|
+d[DimA, DimB] = 1, 4; 2, 5; 3, 6; ~~|
+e[DimA, DimB] = 0, 1; 1, 0; 0, 1; ~~|
+f[DimA, DimB] = VECTOR ELM MAP(d[DimA, B1], e[DimA, DimB]) ~~|
+x[DimX] = 1, 2, 3, 4, 5 ~~|
+y[DimA] = VECTOR ELM MAP(x[three], (DimA - 1)) ~~|
+tab[DimX] = 0, 10, 40, 90, 160 ~~|
+mode = 0 ~~|
+held = VECTOR LOOKUP(tab[one], Time * 1.5 - 1, 0, 4, mode) ~~|
+extrapolated = VECTOR LOOKUP(tab[one], Time, 0, 2, 3) ~~|
+rows[DimA] = SMOOTH(VECTOR LOOKUP(d[DimA, B1], Time, 0, 1, 0), 1) ~~|
+"""
+
+
+def test_vector_elm_map_and_vector_lookup(tmp_path):
+    """Values as Vensim computes them (Vensim's reference: VECTOR ELM MAP moves along the
+    vector's last dimension from the element named; VECTOR LOOKUP spreads the vector over
+    [xmin, xmax]; mode 0 holds the end values, mode 3 extrapolates the end segments)."""
+    ds = run(model(tmp_path, VECTORS))
+    assert ds["c"].values[0].tolist() == [11, 12, 12]
+    assert ds["f"].isel(time=0).values.tolist() == [[1, 4], [5, 2], [3, 6]]
+    assert ds["y"].values[0].tolist() == [3, 4, 5]
+    t = ds["time"].values
+    np.testing.assert_allclose(ds["held"].values, np.interp(t * 1.5 - 1, [0, 1, 2, 3, 4],
+                                                            [0, 10, 40, 90, 160]))
+    np.testing.assert_allclose(ds["extrapolated"].values, [0, 40, 160, 300, 440])
+    np.testing.assert_allclose(ds["rows"].isel(time=0).values, [1, 2, 3])
+
+
+@pytest.mark.parametrize("equation, message", [
+    ("v = VECTOR LOOKUP(tab[one], Time, 0, 4, 5) ~~|", r"VECTOR LOOKUP with mode 5"),
+    ("v = VECTOR ELM MAP(tab, 1) ~~|", r"first argument of VECTOR ELM MAP must be .* one element"),
+])
+def test_vector_functions_sd_does_not_read_are_named(tmp_path, equation, message):
+    path = model(tmp_path, "DimX: one, two ~~|\ntab[DimX] = 1, 2 ~~|\n" + equation + "\n")
+    with pytest.raises(SdInputError, match=message):
+        sd.run(path, engine="pysd")
+
+
+def test_verifier_allows_only_sds_own_added_functions(tmp_path, monkeypatch):
+    """The translation of a model using VECTOR LOOKUP imports sd_vector_lookup from PySD's
+    functions module; the verifier allows that name only while it is sd's function."""
+    from pysd.py_backend import functions
+
+    from sd.model import verify
+
+    m = sd.load(model(tmp_path, VECTORS))
+    code = m.translation.read_text(encoding="utf-8")
+    assert "import" in code and "sd_vector_lookup" in code
+    texts, docs = verify.model_strings(m.prepared.abstract)
+    kw = dict(file="model.py", model="m.mdl", texts=texts, docs=docs, module_names={"model.py"})
+    verify.verify_translation(code, **kw)
+    monkeypatch.setattr(functions, "sd_vector_lookup", print)
+    with pytest.raises(SdInputError, match="refused.*sd_vector_lookup"):
+        verify.verify_translation(code, **kw)

@@ -51,6 +51,9 @@ def _install_literal_eval() -> None:
     for module in (vensim_element, xmile_element):
         module.eval = _literal
     _split_at_every_macro()
+    from .extend import install
+
+    install()       # the Vensim functions sd adds to PySD's builder
 
 
 #: PySD's file grammar takes the model text before a macro greedily, up to the

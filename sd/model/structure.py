@@ -178,6 +178,13 @@ def _simultaneous(section, source: Source) -> None:
             if state.get(nxt) == 1:
                 cycle = path[path.index(nxt):] + [nxt]
                 shown = " -> ".join(names[c].name for c in cycle)
+                if any(c.subscripts[0] for k in cycle for c in names[k].components):
+                    raise SdInputError(
+                        f"{_where(source, names[nxt].name)}: subscripted variables that need "
+                        f"each other's value at the same time: {shown}. Vensim orders their "
+                        "elements one by one and accepts this when no element needs itself; "
+                        "PySD computes each variable as a whole and cannot. Break the loop with "
+                        "a stock or a delay, or split the variables by element.")
                 raise SdInputError(
                     f"{_where(source, names[nxt].name)}: simultaneous equations: {shown}. "
                     "Each needs the other's value at the same time; break the loop with a "

@@ -34,8 +34,8 @@ from .source import Source
 
 _HERE = Path(__file__).parent
 #: The steps whose code decides what a translation contains: part of its key.
-_PIPELINE = ("source.py", "prepass.py", "parse.py", "sanitize.py", "extend.py", "verify.py",
-             "translate.py", "cache.py")
+_PIPELINE = ("source.py", "prepass.py", "parse.py", "sanitize.py", "extend.py",
+             "pysd_functions.py", "verify.py", "translate.py", "cache.py")
 _NOT_IMPLEMENTED = re.compile(r"Trying to translate '([^']+)' which it is not implemented")
 _MODULE_NAME = re.compile(r"\A[A-Za-z0-9_]{1,100}\.py\Z")
 
@@ -75,7 +75,7 @@ def build(source: Source, prepared: Prepared, folder: Path) -> None:
     from pysd.builders.python.python_model_builder import ModelBuilder
 
     abstract = copy.deepcopy(prepared.abstract)
-    extend.adapt(abstract)
+    extend.adapt(abstract, str(source.path))
     for i, section in enumerate(abstract.sections):
         name = "model.py" if i == 0 else section.path.name
         if not _MODULE_NAME.match(name):
@@ -172,6 +172,7 @@ def load(translation: Path, *, initialize: bool = True, data_files=None, model=N
     data files (``{private copy: original}``, :func:`private_files`) if any."""
     import pysd
 
+    extend.install()      # the functions sd adds, which translations may import
     before = sys.dont_write_bytecode
     sys.dont_write_bytecode = True
     try:

@@ -106,6 +106,13 @@ def allowed_imports() -> dict:
         names = set(module.__dir__()) if callable(getattr(module, "__dir__", None)) else set()
         out[f"pysd.py_backend.{short}"] = {n for n in names if not n.startswith("_")}
     out["pysd.py_backend.model"] = {"Macro"}
+    # the functions sd adds (sd.model.extend), and only while they are sd's own
+    from .pysd_functions import RUNTIME
+
+    functions = importlib.import_module("pysd.py_backend.functions")
+    out["pysd.py_backend.functions"] -= set(RUNTIME)
+    out["pysd.py_backend.functions"] |= {n for n, f in RUNTIME.items()
+                                         if getattr(functions, n, None) is f}
     return out
 
 

@@ -76,6 +76,16 @@ def run(model: Model, scenario: Scenario | None = None, *,
                 f"({exc}) while computing {name!r} at time {time_text(pysd_model.time())}. "
                 "Guard the division with XIDZ/ZIDZ or check the values that scenario gives "
                 "its inputs.") from exc
+        except (TypeError, AttributeError, IndexError, RecursionError) as exc:
+            # PySD's generated code failing on a construct it builds wrongly (a macro
+            # called with subscripted arguments is one): the model, not sd, is the input
+            name = _failing_variable(exc, model)
+            raise SdRuntimeError(
+                f"{model.path.name}: PySD failed while computing {name!r} at time "
+                f"{time_text(pysd_model.time())} ({type(exc).__name__}: {exc}). PySD does not "
+                "build this equation correctly (macros called with subscripted arguments are "
+                "a known case); the fast engine, where it accepts the model, does "
+                "(--engine fast).") from exc
     return _to_dataset(frame)
 
 
