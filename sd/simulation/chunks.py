@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._common import atomic_path, netcdf_names, safe_name, vensim_names
+from .._common import atomic_path, netcdf_names, vensim_names
 from ..errors import SdInputError
 from ..scenarios import Scenario
 from .engines import Simulator, prepare
@@ -40,37 +39,41 @@ CONNECT_TIMEOUT = 5
 # -- one chunk ---------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelRef:
-    """A model as a Dask task carries it: the file's name and bytes, and the
-    engine the client decided on (a worker does not decide again).
+    """A model as a Dask task carries it: the snapshot (file name and bytes), its
+    data files, its content key, and the engine the client decided on (a worker
+    does not decide again).
 
-    Workers need not see the client's file system: the bytes travel with the
-    task, and each worker translates them once (content-hash cache).
+    Workers need not see the client's model file: the bytes travel with the
+    task, and each worker translates them once (content-hash cache). External
+    files a model reads (GET XLS/DIRECT) are read where the client read them,
+    and must be the same there (the content key is checked).
     """
 
     name: str
     sha256: str
-    data: bytes
+    source: object = field(repr=False)
+    data_files: tuple = field(repr=False)
+    key: str
     engine: str
 
     @classmethod
     def of(cls, sim: Simulator) -> "ModelRef":
         model = sim.model
         # the snapshot read by sd.load, not the file as it is now
-        return cls(name=model.path.name, sha256=model.sha256, data=model.source.data,
-                   engine=sim.engine)
+        return cls(name=model.path.name, sha256=model.sha256, source=model.source,
+                   data_files=model.data_files, key=model.key, engine=sim.engine)
 
 
 @functools.lru_cache(maxsize=4)
 def _worker_simulator(ref: ModelRef) -> Simulator:
-    """Write the shipped bytes into the worker's cache and prepare them once."""
-    from ..model import cache, load
+    """The shipped snapshot, loaded and prepared once per worker."""
+    from ..model.model import from_source
 
-    path = cache.entry("shipped-models", ref.sha256) / safe_name(ref.name)  # a name, not a path
-    if not path.is_file():
-        tmp = path.with_suffix(f".{os.getpid()}.part")
-        tmp.write_bytes(ref.data)
-        tmp.replace(path)
-    return prepare(load(path), ref.engine)
+    model = from_source(ref.source, ref.data_files)
+    if model.key != ref.key:
+        raise SdInputError(f"{ref.name}: an external data file differs on this worker from the "
+                           "one the client read; give the workers the same files.")
+    return prepare(model, ref.engine)
 
 
 def run_chunk(sim: Simulator, samples: pd.DataFrame, variables, scenario) -> xr.Dataset:

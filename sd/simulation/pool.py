@@ -128,7 +128,7 @@ def _parallel(model: Model, scenarios: list, variables, k: int) -> list:
     method = _start_method()
     # a forked worker inherits the model object; a spawned one rebuilds it
     # from the snapshot's bytes (and checks its external files are unchanged)
-    payload = model if method == "fork" else (model.source, model.key)
+    payload = model if method == "fork" else (model.source, model.key, model.data_files)
     chunk = max(1, math.ceil(len(scenarios) / (4 * k)))
     with ProcessPoolExecutor(k, mp_context=multiprocessing.get_context(method),
                              initializer=_init, initargs=(payload,)) as ex:
@@ -146,8 +146,8 @@ def _init(payload) -> None:
         return
     from ..model.model import from_source
 
-    source, key = payload
-    model = from_source(source)
+    source, key, data_files = payload
+    model = from_source(source, data_files)
     if model.key != key:
         raise SdInputError(f"{source.path.name}: an external data file changed while the "
                            "runs were starting; load the model again.")
