@@ -388,3 +388,25 @@ def vensim_names(ds):
     for name in renames.values():
         ds[name].attrs.pop("vensim_name", None)
     return ds
+
+
+# -- deep equations ----------------------------------------------------------------
+#: Python's recursion limit while model text and model code are parsed, checked and
+#: imported. A long Vensim equation (a sum of 2,000 terms) is a syntax tree 2,000 deep,
+#: over Python's default of 1,000 (a RecursionError). 20,000 is far below where the
+#: C parser's stack runs out (measured above 30,000 levels, in a thread too).
+DEEP_RECURSION = 20_000
+
+
+@contextmanager
+def deep_recursion(limit: int = DEEP_RECURSION):
+    """Raise the recursion limit to ``limit`` (never lower it) for the block."""
+    import sys
+
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
+

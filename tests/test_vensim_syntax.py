@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -201,3 +202,27 @@ def test_verifier_allows_only_sds_own_added_functions(tmp_path, monkeypatch):
     monkeypatch.setattr(functions, "sd_vector_lookup", print)
     with pytest.raises(SdInputError, match="refused.*sd_vector_lookup"):
         verify.verify_translation(code, **kw)
+
+
+@pytest.mark.parametrize("equations, message", [
+    ("a = A FUNCTION OF(b) ~~|\nb = A FUNCTION OF(a) ~~|\n",
+     r"m\.mdl:\d+: 'a' is A FUNCTION OF\(\.\.\.\), a placeholder .*causal-loop diagram"),
+    ("Dim: A1, A2 ~~|\nx = 1 ~~|\na[A1] = x ~~|\na[A2] = y ~~|\ny = a[A1] ~~|\n",
+     r"subscripted variables that need each other's value .*element by element|"
+     r"subscripted variables that need each other's value .*one by one"),
+])
+def test_what_cannot_be_simulated_is_named(tmp_path, equations, message):
+    with pytest.raises(SdInputError, match=message):
+        sd.load(model(tmp_path, equations))
+
+
+def test_long_and_deeply_nested_equations(tmp_path):
+    """A sum of 3,000 terms and 150 nested parentheses: Vensim runs them; they used to stop
+    Python's parser (RecursionError in the translation's check) and PySD's (nesting)."""
+    path = model(tmp_path, "a = 1 ~~|\ny = " + " + ".join(["a"] * 3000) + " ~~|\n"
+                           "z = " + "(" * 150 + "a" + ")" * 150 + " * 2 ~~|\n")
+    for engine in ("pysd", "auto"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # auto: "running PySD" notice
+            ds = sd.run(sd.load(path), engine=engine)
+        assert float(ds["y"][0]) == 3000 and float(ds["z"][0]) == 2

@@ -24,6 +24,7 @@ import threading
 import warnings
 from pathlib import Path
 
+from .._common import deep_recursion
 from ..errors import SdInputError
 from . import prepass
 from .source import Source
@@ -105,7 +106,7 @@ def parse(source: Source):
 def _parse_file(source: Source, mdl: Path):
     from pysd.translators.vensim.vensim_file import VensimFile
 
-    with _LOCK:
+    with _LOCK, deep_recursion():
         _install_literal_eval()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -154,7 +155,7 @@ def _parse_xmile(source: Source):
             _xmile_structure(source, root)
             return root
 
-    with _LOCK:
+    with _LOCK, deep_recursion():
         _install_literal_eval()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -34,6 +34,7 @@ def check(abstract, source: Source) -> None:
     docstring."""
     main = abstract.sections[0]
     _functions(abstract, source)
+    _unfinished(main, source)
     _time_values(abstract, source)
     _duplicates(main, source)
     _controls(main, source)
@@ -82,6 +83,19 @@ def _functions(abstract, source: Source) -> None:
             f"{', '.join(missing)} (used in {first!r}); rewrite those equations with supported "
             "functions (see https://pysd.readthedocs.io/en/master/structure/"
             "vensim_translation.html).")
+
+
+def _unfinished(section, source: Source) -> None:
+    """``A FUNCTION OF(...)``: Vensim's placeholder for an equation not yet
+    written (every variable of a causal-loop diagram has one)."""
+    for el in section.elements:
+        for comp in el.components:
+            if any(type(n).__name__ == "CallStructure" and n.function.reference == "a_function_of"
+                   for n in walk(comp.ast)):
+                raise SdInputError(
+                    f"{_where(source, el.name)}: {el.name!r} is A FUNCTION OF(...), a placeholder "
+                    "for an equation not yet written (a causal-loop diagram): the model cannot "
+                    "be simulated, in Vensim either. Write its equation.")
 
 
 def _time_values(abstract, source: Source) -> None:

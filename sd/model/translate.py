@@ -27,6 +27,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from .._common import deep_recursion
 from ..errors import SdInputError
 from . import cache, extend, verify
 from .sanitize import Prepared
@@ -86,7 +87,7 @@ def build(source: Source, prepared: Prepared, folder: Path) -> None:
         (folder / "ext").mkdir(mode=0o700)
         for ext in prepared.externals:
             shutil.copyfile(ext.path, folder / ext.stored)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, deep_recursion():
         warnings.simplefilter("always")
         try:
             ModelBuilder(abstract).build_model()
@@ -176,7 +177,7 @@ def load(translation: Path, *, initialize: bool = True, data_files=None, model=N
     before = sys.dont_write_bytecode
     sys.dont_write_bytecode = True
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), deep_recursion():    # compiling long equations
             warnings.simplefilter("ignore")
             if not data_files:
                 return pysd.load(str(translation), initialize=initialize)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 
+from .._common import deep_recursion
 from ..errors import SdInputError
 
 #: pysd.py_backend modules a translation may import from (``utils`` only
@@ -132,12 +133,17 @@ def verify_translation(code: str, *, file: str, model: str, texts: set, docs: se
     module_names : set
         File names of the translation's modules (their header docstrings).
     """
-    try:
-        tree = ast.parse(code, filename=file)
-    except SyntaxError as exc:
-        raise SdInputError(f"{model}: the translation ({file}) is not valid Python "
-                           f"(line {exc.lineno}); the model was refused.") from None
-    _Checker(file, model, texts, docs, module_names).module(tree)
+    with deep_recursion():           # a long equation is a deep syntax tree
+        try:
+            tree = ast.parse(code, filename=file)
+            _Checker(file, model, texts, docs, module_names).module(tree)
+        except SyntaxError as exc:
+            raise SdInputError(f"{model}: the translation ({file}) is not valid Python "
+                               f"(line {exc.lineno}); the model was refused.") from None
+        except RecursionError:
+            raise SdInputError(f"{model}: an equation is nested too deeply to check its "
+                               f"translation ({file}); split it into several variables.") \
+                from None
 
 
 class _Refused(Exception):

@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._common import deep_recursion
 from ..errors import SdInputError
 from ..model import Model
 from ..model.model import as_model
@@ -94,14 +95,24 @@ def _fast_or_fallback(model: Model, engine: str, runs: int | None = None) -> Sim
     except ImportError as exc:  # numba/numpy missing from this installation
         return _fallback(model, engine, f"the fast engine is not available ({exc})")
     try:
-        if runs == 1:
-            from ..engine.backends import one_run
+        with deep_recursion():          # long equations are deep syntax trees
+            if runs == 1:
+                from ..engine.backends import one_run
 
-            compiled = one_run(model)
-        else:
-            compiled = compile_model(model)
+                compiled = one_run(model)
+            else:
+                compiled = compile_model(model)
     except UnsupportedModel as exc:
         return _fallback(model, engine, f"the fast engine cannot run {model.path.name}: {exc}")
+    except RecursionError:
+        return _fallback(model, engine, f"the fast engine cannot compile {model.path.name}: an "
+                                        "equation is nested too deeply")
+    except SdInputError as exc:
+        # the engine's checker refused code the engine itself generated (nothing ran);
+        # PySD builds the model its own way, checked by its own verifier
+        if "the fast engine generated" not in str(exc):
+            raise
+        return _fallback(model, engine, str(exc))
     return Simulator(model, "fast", engine, compiled=compiled)
 
 
