@@ -226,3 +226,43 @@ def test_long_and_deeply_nested_equations(tmp_path):
             warnings.simplefilter("ignore")          # auto: "running PySD" notice
             ds = sd.run(sd.load(path), engine=engine)
         assert float(ds["y"][0]) == 3000 and float(ds["z"][0]) == 2
+
+
+MACROS = """Dim: A1, A2, A3 ~~|
+x[Dim] = 1, 5, 9 ~~|
+:MACRO: ROUND(v, interval)
+ROUND = IF THEN ELSE(interval = 0, v, interval * INTEGER(v / interval + 0.5)) ~ v ~ |
+:END OF MACRO:
+:MACRO: CLIP(t, f, a, b)
+CLIP = IF THEN ELSE(a >= b, t, f) ~ t ~ |
+:END OF MACRO:
+:MACRO: LAG(v, d)
+LAG = SMOOTH(v, d) ~ v ~ |
+:END OF MACRO:
+:MACRO: ZERO(v)
+ZERO = v - v ~ v ~ |
+:END OF MACRO:
+r[Dim] = ROUND(x[Dim] * 1.3, 2) ~~|
+c[Dim] = CLIP(1, 0, x[Dim], 5) ~~|
+l[Dim] = LAG(x[Dim] * Time, 1) ~~|
+z = ZERO(RANDOM UNIFORM(0, 1, 1)) ~~|
+"""
+
+
+def test_macros_in_subscripted_equations_are_expanded_per_call(tmp_path):
+    """PySD's macro objects fail on these (a macro named ROUND, calls in subscripted
+    equations); sd expands each call as Vensim does, with its own SMOOTH per element, and an
+    argument computed once per step (ZERO of a random draw is exactly 0)."""
+    path = model(tmp_path, MACROS)
+    ds = run(path)
+    assert ds["r"].values[0].tolist() == [2, 6, 12]
+    assert ds["c"].values[0].tolist() == [0, 1, 1]
+    assert (ds["z"].values == 0).all()
+    assert sorted(ds.data_vars) == sorted(sd.load(path).variables)   # no copies in results
+    # SMOOTH(x * Time, 1), Euler at TIME STEP 0.5, saved every 1: s' = x*t - s, s(0) = 0
+    s, expected = np.zeros(3), []
+    for step in range(9):
+        if step % 2 == 0:
+            expected.append(s.copy())
+        s = s + 0.5 * (np.array([1, 5, 9]) * step * 0.5 - s)
+    np.testing.assert_allclose(ds["l"].values, expected, rtol=1e-12)

@@ -6,13 +6,12 @@ code is verified (:mod:`sd.model.verify`). Every change adds only structures
 PySD's builder already knows, so the code it emits has the shapes the
 verifier accepts:
 
-* the control variables inside a macro: Vensim macros may use ``TIME STEP``
-  (noise and delay formulations: ``SQRT(TIME STEP$ / correlation time)``),
-  ``INITIAL TIME``, ``FINAL TIME`` and ``SAVEPER``; PySD's macro module does
-  not define them (``KeyError: 'time_step'``; DELAY FIXED needs TIME STEP
-  too). The main model's control elements are copied into every macro, where
-  each is built as ``__data["time"].time_step()`` on the clock the macro
-  shares with its caller.
+* macros: every call expanded into copies of the macro's variables
+  (:mod:`sd.model.macros`), as Vensim does; PySD's own macro objects fail
+  on calls in subscripted equations, on macros named like Python built-ins
+  (``ROUND``) and on macros that use ``TIME STEP`` or DELAY FIXED.
+* ``DT`` in XMILE equations (Stella's name for the time step) where the
+  model has no variable ``DT``: a reference to ``TIME STEP``.
 * ``VECTOR LOOKUP(vec[e], x, xmin, xmax, mode)`` and ``VECTOR ELM MAP(vec[e],
   offset)``: the vector argument names one element ``e``, which PySD would
   reduce to a number; it is rewritten to the whole range with PySD's ``!``
@@ -24,14 +23,12 @@ verifier accepts:
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 
 from ..errors import SdInputError
+from . import macros
 from .structure import walk
 
-#: PySD's clean names of the control variables.
-_CONTROLS = ("initial_time", "final_time", "time_step", "saveper")
 #: Functions sd adds: PySD name -> (builder template, sd runtime function).
 FUNCTIONS = {
     "vector_lookup": ("sd_vector_lookup(%(0)s, %(1)s, %(2)s, %(3)s, %(4)s, %(5)s, "
@@ -62,8 +59,9 @@ def adapt(abstract, where: str = "") -> None:
 
     Raises :class:`SdInputError` (naming ``where`` and the variable) for a
     vector function whose first argument is not one element of a range."""
-    _controls_in_macros(abstract)
+    macros.inline(abstract, where)
     for section in abstract.sections:
+        _dt(section)
         _vector_functions(section, where)
 
 
@@ -71,14 +69,24 @@ def _clean(name: str) -> str:
     return name.lower().replace(" ", "_")
 
 
-def _controls_in_macros(abstract) -> None:
-    main = abstract.sections[0]
-    controls = {_clean(el.name): el for el in main.elements if _clean(el.name) in _CONTROLS}
-    for section in abstract.sections[1:]:
-        own = {_clean(el.name) for el in section.elements} | {_clean(p) for p in section.params}
-        for name in _CONTROLS:
-            if name not in own and name in controls:
-                section.elements.append(copy.deepcopy(controls[name]))
+def _references(section):
+    """Every ReferenceStructure of a section (calls' function names included)."""
+    from pysd.translators.structures import abstract_expressions as ae
+
+    for el in section.elements:
+        for comp in el.components:
+            for node in walk(comp.ast):
+                if isinstance(node, ae.ReferenceStructure):
+                    yield node
+
+
+def _dt(section) -> None:
+    if "dt" in {_clean(el.name) for el in section.elements} | \
+            {_clean(p) for p in section.params}:
+        return
+    for node in _references(section):
+        if node.reference == "dt":
+            object.__setattr__(node, "reference", "time_step")
 
 
 # -- VECTOR LOOKUP, VECTOR ELM MAP -----------------------------------------------------
@@ -143,7 +151,7 @@ def _vector_functions(section, where: str) -> None:
                 name, elements = found
                 base = elements.index(subs[-1]) if subs[-1] in elements else 0
                 whole = dataclasses.replace(
-                    vec, subscripts=ae.SubscriptsReferenceStructure(tuple(subs[:-1]) + (name + "!",)))
+                    vec, subscripts=ae.SubscriptsReferenceStructure(list(subs[:-1]) + [name + "!"]))
                 if node.function.reference == "vector_lookup":
                     literal = len(args) == 5 and isinstance(args[4], (int, float))
                     if len(args) != 5 or (literal and args[4] not in LOOKUP_MODES):

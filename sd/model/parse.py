@@ -33,14 +33,43 @@ _LOCK = threading.Lock()
 
 
 def _literal(text, *_ignored):
-    """PySD's parser calls ``eval`` on literals only; anything else is refused."""
+    """PySD's parser calls ``eval`` on literals only; anything else is refused.
+
+    Literals are Python literals, or arithmetic on numbers (``41+1``, ``0+0``,
+    ``-2*3``: XMILE and Vensim files hold such points and array values) with
+    ``+ - * /`` only (no power: ``9**9**9`` would never finish)."""
     if not isinstance(text, str):
         raise ValueError("expected the text of a literal")
     try:
         return ast.literal_eval(text.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    try:
+        return _arithmetic(ast.parse(text.strip(), mode="eval").body)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError,
+            ZeroDivisionError, OverflowError):
         raise ValueError(f"not a number, string or list of points: {text.strip()[:60]!r}") \
             from None
+
+
+_OPERATORS = {ast.Add: float.__add__, ast.Sub: float.__sub__, ast.Mult: float.__mul__,
+              ast.Div: float.__truediv__}
+
+
+def _arithmetic(node):
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
+        value = _arithmetic(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        value = _OPERATORS[type(node.op)](float(_arithmetic(node.left)),
+                                          float(_arithmetic(node.right)))
+        return int(value) if value.is_integer() and abs(value) < 2 ** 53 else value
+    if isinstance(node, (ast.Tuple, ast.List)):
+        items = [_arithmetic(e) for e in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
+    raise ValueError("not a literal")
 
 
 def _install_literal_eval() -> None:

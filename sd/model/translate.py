@@ -35,7 +35,7 @@ from .source import Source
 
 _HERE = Path(__file__).parent
 #: The steps whose code decides what a translation contains: part of its key.
-_PIPELINE = ("source.py", "prepass.py", "parse.py", "sanitize.py", "extend.py",
+_PIPELINE = ("source.py", "prepass.py", "parse.py", "sanitize.py", "extend.py", "macros.py",
              "pysd_functions.py", "verify.py", "translate.py", "cache.py")
 _NOT_IMPLEMENTED = re.compile(r"Trying to translate '([^']+)' which it is not implemented")
 _MODULE_NAME = re.compile(r"\A[A-Za-z0-9_]{1,100}\.py\Z")
@@ -107,7 +107,7 @@ def build(source: Source, prepared: Prepared, folder: Path) -> None:
             f"{source.path}: PySD does not implement the Vensim function(s) "
             f"{', '.join(missing)}; rewrite those equations with supported functions "
             "(see https://pysd.readthedocs.io/en/master/structure/vensim_translation.html).")
-    texts, docs = verify.model_strings(prepared.abstract)
+    texts, docs = verify.model_strings(abstract)     # the builder's copy (extend.adapt)
     texts |= {ext.stored for ext in prepared.externals}
     modules = {p.name for p in folder.glob("*.py")}
     for path in folder.iterdir():
@@ -179,22 +179,28 @@ def load(translation: Path, *, initialize: bool = True, data_files=None, model=N
     try:
         with warnings.catch_warnings(), deep_recursion():    # compiling long equations
             warnings.simplefilter("ignore")
-            if not data_files:
-                return pysd.load(str(translation), initialize=initialize)
             try:
+                if not data_files:
+                    return pysd.load(str(translation), initialize=initialize)
                 return pysd.load(str(translation), initialize=initialize,
                                  data_files=list(data_files))
             except (ValueError, KeyError, OSError) as exc:
                 text = _short(exc)
-                for private, original in data_files.items():
+                for private, original in (data_files or {}).items():
                     text = text.replace(str(private), str(original))
                 missing = re.search(r"Data for (.+?) not found in (.+)", text)
                 if missing:
                     text = (f"the data variable {missing.group(1)!r} is in none of them "
                             f"({missing.group(2)}); Vensim's exports name it in the first "
                             "column (or row) exactly as in the model")
-                raise SdInputError(f"{model}: the data files do not hold what the model reads: "
-                                   f"{text}.") from None
+                if missing or data_files:
+                    raise SdInputError(f"{model}: the data files do not hold what the model "
+                                       f"reads: {text}.") from None
+                raise SdInputError(f"{model}: PySD could not load its translation ({text}).") \
+                    from None
+            except (TypeError, NameError, AttributeError, IndexError) as exc:
+                raise SdInputError(f"{model}: PySD could not load its translation "
+                                   f"({type(exc).__name__}: {_short(exc)}).") from None
     finally:
         sys.dont_write_bytecode = before
 

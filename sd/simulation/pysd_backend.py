@@ -86,7 +86,7 @@ def run(model: Model, scenario: Scenario | None = None, *,
                 "build this equation correctly (macros called with subscripted arguments are "
                 "a known case); the fast engine, where it accepts the model, does "
                 "(--engine fast).") from exc
-    return _to_dataset(frame)
+    return _to_dataset(frame, model)
 
 
 def _failing_variable(exc: BaseException, model: Model) -> str:
@@ -101,13 +101,14 @@ def _failing_variable(exc: BaseException, model: Model) -> str:
     return name
 
 
-def _to_dataset(frame: pd.DataFrame) -> xr.Dataset:
+def _to_dataset(frame: pd.DataFrame, model: Model) -> xr.Dataset:
     """PySD's unflattened frame (a subscripted value is a DataArray per cell) as
-    a Dataset with the subscript ranges as dimensions, as the fast engine gives."""
+    a Dataset with the subscript ranges as dimensions, as the fast engine gives;
+    the model's variables only (not the copies of expanded macros)."""
     times = frame.index.to_numpy(dtype=float)
     data = {}
     for column in frame.columns:
-        if column == "Time":
+        if column == "Time" or column not in model.variables:
             continue
         first = frame[column].iloc[0]
         if isinstance(first, xr.DataArray):
