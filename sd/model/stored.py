@@ -212,8 +212,14 @@ def equations_digest(src: Source) -> str:
 
 
 def _equations_digest(src: Source) -> str:
-    return hashlib.sha256(entries_mod.equations_text(src.text).encode(
-        "utf-8", "surrogatepass")).hexdigest()
+    from .sanitize import aliases
+
+    h = hashlib.sha256(entries_mod.equations_text(src.text).encode("utf-8", "surrogatepass"))
+    # the data aliases ('?name') sit in the settings after the sketch, and decide
+    # which files the equations read
+    for name, file in sorted(aliases(src.text).items()):
+        h.update(f"\0alias {name}={file}".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 _LOADER: list = []
