@@ -149,3 +149,31 @@ def test_xmile_with_a_bad_equation_names_the_line(tmp_path):
     path.write_text(TEACUP.replace("<eqn>70</eqn>", "<eqn>70 +* 2</eqn>"), encoding="utf-8")
     with pytest.raises(SdInputError, match=r"bad\.xmile(:\d+)?: .*70 \+\* 2"):
         sd.load(path)
+
+
+ARRAYS = """<?xml version="1.0" encoding="utf-8"?>
+<xmile version="1.0" xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0">
+  <header><vendor>sd tests</vendor></header>
+  <sim_specs><start>0</start><stop>2</stop><dt>1</dt></sim_specs>
+  <dimensions><dim name="Items"><elem name="A"/><elem name="B"/><elem name="C"/></dim></dimensions>
+  <model>
+    <variables>
+      <aux name="values"><dimensions><dim name="Items"/></dimensions>
+        <element subscript="A"><eqn>1</eqn></element>
+        <element subscript="B"><eqn>2</eqn></element>
+        <element subscript="C"><eqn>3</eqn></element>
+      </aux>
+      <aux name="total"><eqn>SUM(values[*]) * 2</eqn></aux>
+    </variables>
+    <views><view><aux name="values" x="1" y="1"/></view></views>
+  </model>
+</xmile>
+"""
+
+
+def test_apply_to_all_wildcard(tmp_path):
+    """XMILE's x[*] (every element: SUM(values[*])) is read as the dimension's '!' sum."""
+    path = tmp_path / "arrays.xmile"
+    path.write_text(ARRAYS, encoding="utf-8")
+    ds = sd.run(sd.load(path), engine="pysd")
+    assert float(ds["total"][0]) == 12

@@ -229,6 +229,7 @@ def _xmile_structure(source: Source, root) -> None:
                 f"{source.path}:{el.sourceline}: XMILE macro {el.get('name')!r}: macros in XMILE "
                 "files are not supported (PySD does not read them); save the model with the "
                 "macro expanded, or use the Vensim .mdl, where macros are supported.")
+    _apply_to_all(root)
     for model in models:
         loose = [el for el in model if _local(el.tag) in _XMILE_VARIABLES]
         if loose:
@@ -248,6 +249,38 @@ def _xmile_structure(source: Source, root) -> None:
                     f"{source.path}:{el.sourceline}: the equation of {owner.get('name')!r} is "
                     "'???', a placeholder for an equation the exporting tool could not "
                     "translate; the model is incomplete (it would not run in Stella either).")
+
+
+_WILDCARD = re.compile(r"([A-Za-z_][\w.$]*)\s*\[([^\[\]]*\*[^\[\]]*)\]")
+
+
+def _xmile_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+def _apply_to_all(root) -> None:
+    """XMILE's wildcard ``x[*]`` (every element of that dimension: ``SUM(x[*])``)
+    written as PySD's XMILE grammar reads it, ``x[Dim!]``, from the variable's
+    own ``<dimensions>``; a wildcard whose dimension is not known is left for
+    PySD to report."""
+    dims: dict = {}
+    for el in root.iter():
+        if _local(el.tag) in _XMILE_VARIABLES and el.get("name"):
+            found = [d.get("name") for d in el.iter() if _local(d.tag) == "dim" and d.get("name")]
+            if found:       # (a view's element of the same name has none)
+                dims[_xmile_key(el.get("name"))] = found
+
+    def replace(m):
+        names = dims.get(_xmile_key(m.group(1)))
+        parts = [p.strip() for p in m.group(2).split(",")]
+        if not names or len(names) != len(parts):
+            return m.group(0)
+        return m.group(1) + "[" + ", ".join(f"{d}!" if p == "*" else p
+                                             for p, d in zip(parts, names)) + "]"
+
+    for el in root.iter():
+        if _local(el.tag) == "eqn" and el.text and "*" in el.text:
+            el.text = _WILDCARD.sub(replace, el.text)
 
 
 def _xmile_message(source: Source, exc: Exception) -> str:
