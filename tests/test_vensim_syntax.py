@@ -207,6 +207,9 @@ def test_verifier_allows_only_sds_own_added_functions(tmp_path, monkeypatch):
 @pytest.mark.parametrize("equations, message", [
     ("a = A FUNCTION OF(b) ~~|\nb = A FUNCTION OF(a) ~~|\n",
      r"m\.mdl:\d+: 'a' is A FUNCTION OF\(\.\.\.\), a placeholder .*causal-loop diagram"),
+    (":MACRO: STATS(h, s : err)\nSTATS = h - s ~ h ~ |\nerr = ABS(h - s) ~ h ~ |\n"
+     ":END OF MACRO:\nx = 1 ~~|\nr = STATS(x, 2 : e) ~~|\n",
+     r"m\.mdl:\d+: STATS\(\.\.\. : \.\.\.\) calls a macro with extra outputs"),
     ("Dim: A1, A2 ~~|\nx = 1 ~~|\na[A1] = x ~~|\na[A2] = y ~~|\ny = a[A1] ~~|\n",
      r"subscripted variables that need each other's value .*element by element|"
      r"subscripted variables that need each other's value .*one by one"),

@@ -296,6 +296,10 @@ def _xmile_message(source: Source, exc: Exception) -> str:
             f"({type(exc).__name__}: {_short(exc)}).")
 
 
+#: A call with extra outputs, ``SSTATS(data, sim : r2, mae, ...)`` (Vensim macros).
+_OUTPUT_CALL = re.compile(r"([A-Za-z_][\w ]*)\((?:[^()]|\([^()]*\))*?:(?:[^()]|\([^()]*\))*\)")
+
+
 def _message(source: Source, exc: Exception, vf) -> str:
     path = source.path
     text, pos = getattr(exc, "text", None), getattr(exc, "pos", None)
@@ -303,6 +307,16 @@ def _message(source: Source, exc: Exception, vf) -> str:
         line = line_of(source.text, text, pos)
         where = f"{path}:{line}" if line else str(path)
         snippet = text[max(0, pos - 30):pos + 30].replace("\n", " ").strip()
+        outputs = _OUTPUT_CALL.search(text)
+        if outputs:
+            name = outputs.group(1).strip()
+            calls = [m for m in re.finditer(re.escape(name) + r"\s*\(", source.text)
+                     if not source.text[:m.start()].rstrip().endswith(":MACRO:")]
+            if calls:
+                where = f"{path}:{source.text.count(chr(10), 0, calls[0].start()) + 1}"
+            return (f"{where}: {name}(... : ...) calls a macro with extra "
+                    "outputs (the names after ':'), which neither PySD nor sd supports; give "
+                    "each output its own macro, or compute it in the model.")
         return (f"{where}: Vensim syntax PySD cannot parse near {snippet!r} "
                 f"({type(exc).__name__}: {_short(exc)}). Check the equation's parentheses, "
                 "operators and the ~ and | separators.")
