@@ -40,9 +40,9 @@ def record(model=None, **extra) -> dict:
     if model is not None:
         rec["model_file"] = str(model.path)
         rec["model_sha256"] = model.sha256
-        prepared = getattr(model, "prepared", None)
-        if prepared is not None and prepared.externals:
-            rec["external_files"] = {str(e.path): e.sha256 for e in prepared.externals}
+        externals = getattr(model, "externals", ())      # known without a parse
+        if externals:
+            rec["external_files"] = {str(e.path): e.sha256 for e in externals}
         if getattr(model, "data_files", ()):
             rec["data_files"] = {str(d.path): d.sha256 for d in model.data_files}
     rec.update(extra)

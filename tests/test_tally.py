@@ -9,10 +9,9 @@ these models (the canonical files hold 6 significant digits). Two cases use PySD
 tolerance, with its reason (:data:`LOOSER`).
 
 Speed: the cases run in this process through ``sd.cli.main`` (one subprocess each would cost
-~2 s of start-up apiece), on the fast engine's numpy back end: numba compiles every model
-(~5 min for these 250 files), and ``tests/test_engine.py`` already checks the numba back end
-against the numpy one. A handful run through a real ``sd run`` subprocess with the default
-engine (:func:`test_sd_run_subprocess`).
+~2 s of start-up apiece), as ``sd run`` runs them (one run: the fast engine's back end chosen
+by cost, no numba compile). A handful run through a real ``sd run`` subprocess
+(:func:`test_sd_run_subprocess`).
 """
 from __future__ import annotations
 
@@ -189,19 +188,8 @@ def compare(model: Path, results: Path) -> list[str]:
     return bad
 
 
-@pytest.fixture(scope="module")
-def numpy_engine():
-    """The fast engine on its numpy back end (see the module docstring)."""
-    import sd.engine.build as build
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(build, "_numba_available", lambda: False)
-    yield
-    mp.undo()
-
-
 @pytest.mark.parametrize("model", _cases())
-def test_test_model_reproduces_or_is_refused_by_name(model, tmp_path, numpy_engine):
+def test_test_model_reproduces_or_is_refused_by_name(model, tmp_path):
     need_shared(TEST_MODELS)
     case = _key(model)
     out = tmp_path / "out"

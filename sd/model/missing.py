@@ -51,6 +51,16 @@ class Missing:
     defined: dict
     na: frozenset
 
+    def as_json(self) -> dict:
+        """JSON-ready form (kept in the model's stored description)."""
+        return {"defined": {k: sorted(map(list, v)) for k, v in self.defined.items()},
+                "na": sorted(self.na)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Missing":
+        return cls(defined={k: frozenset(map(tuple, v)) for k, v in data["defined"].items()},
+                   na=frozenset(data["na"]))
+
     def undefined(self, name: str, coords) -> np.ndarray | None:
         """Boolean array over ``coords`` (the element lists of the variable's
         dimensions, in order): True where the variable defines nothing. None

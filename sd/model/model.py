@@ -157,6 +157,8 @@ class Model:
         variable does not define, and Vensim's ``:NA:``."""
         from . import missing
 
+        if self.stored is not None and "missing" in self.stored:
+            return missing.Missing.from_json(self.stored["missing"])
         return missing.of(self.abstract)
 
     # -- names -----------------------------------------------------------

@@ -91,6 +91,7 @@ def describe(model) -> dict:
         "variables": [[getattr(v, f) for f in fields] for v in model.variables.values()],
         "fields": fields,
         "dependencies": {k: list(v) for k, v in model.dependencies.items()},
+        "missing": model.missing.as_json(),
         "externals": [[e.arg, str(e.path), e.stored] for e in model.prepared.externals],
         "controls": recorded_controls(model),
         "entries": None if found is None else {
