@@ -69,7 +69,7 @@ def _worker_simulator(ref: ModelRef) -> Simulator:
     """The shipped snapshot, loaded and prepared once per worker."""
     from ..model.model import from_source
 
-    model = from_source(ref.source, ref.data_files)
+    model = from_source(ref.source, data_files=ref.data_files)
     if model.key != ref.key:
         raise SdInputError(f"{ref.name}: an external data file differs on this worker from the "
                            "one the client read; give the workers the same files.")

@@ -147,7 +147,7 @@ def _init(payload) -> None:
     from ..model.model import from_source
 
     source, key, data_files = payload
-    model = from_source(source, data_files)
+    model = from_source(source, data_files=data_files)
     if model.key != key:
         raise SdInputError(f"{source.path.name}: an external data file changed while the "
                            "runs were starting; load the model again.")
