@@ -207,9 +207,6 @@ def test_verifier_allows_only_sds_own_added_functions(tmp_path, monkeypatch):
 @pytest.mark.parametrize("equations, message", [
     ("a = A FUNCTION OF(b) ~~|\nb = A FUNCTION OF(a) ~~|\n",
      r"m\.mdl:\d+: 'a' is A FUNCTION OF\(\.\.\.\), a placeholder .*causal-loop diagram"),
-    (":MACRO: STATS(h, s : err)\nSTATS = h - s ~ h ~ |\nerr = ABS(h - s) ~ h ~ |\n"
-     ":END OF MACRO:\nx = 1 ~~|\nr = STATS(x, 2 : e) ~~|\n",
-     r"m\.mdl:\d+: STATS\(\.\.\. : \.\.\.\) calls a macro with extra outputs"),
     ("Dim: A1, A2 ~~|\nx = 1 ~~|\na[A1] = x ~~|\na[A2] = y ~~|\ny = a[A1] ~~|\n",
      r"subscripted variables that need each other's value .*element by element|"
      r"subscripted variables that need each other's value .*one by one"),
@@ -269,3 +266,17 @@ def test_macros_in_subscripted_equations_are_expanded_per_call(tmp_path):
             expected.append(s.copy())
         s = s + 0.5 * (np.array([1, 5, 9]) * step * 0.5 - s)
     np.testing.assert_allclose(ds["l"].values, expected, rtol=1e-12)
+
+
+def test_macro_with_extra_outputs(tmp_path):
+    """Fiddaman's SSTATS style: outputs after ':' become model variables."""
+    path = model(tmp_path, ":MACRO: STATS(h, s : err, sq)\nSTATS = h - s ~ h ~ |\n"
+                           "err = ABS(h - s) ~ h ~ |\nsq = (h - s) ^ 2 ~ h ~ |\n:END OF MACRO:\n"
+                           "x = Time ~~|\nr = STATS(x, 2 : e, \"q (squared)\") ~ u ~ |\n")
+    m = sd.load(path)
+    assert {"e", '"q (squared)"'} <= set(m.variables)
+    ds = sd.run(m, engine="pysd")
+    t = ds["time"].values
+    np.testing.assert_allclose(ds["r"].values, t - 2)
+    np.testing.assert_allclose(ds["e"].values, np.abs(t - 2))
+    np.testing.assert_allclose(ds['"q (squared)"'].values, (t - 2) ** 2)

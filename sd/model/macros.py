@@ -16,7 +16,10 @@ Vensim itself treats a macro as text substituted at each call, and so does
   each variable ``X`` of the macro becomes ``M#k.X[subs]``, with its
   references to parameters and to the macro's variables renamed, and its
   stocks and delays its own;
-* calls inside macros are expanded in turn (at most :data:`MAX_DEPTH` deep).
+* calls inside macros are expanded in turn (at most :data:`MAX_DEPTH` deep);
+* a macro with extra outputs (``:MACRO: SSTATS(h, s : R2, MAE)``) is called
+  once per output, with a selector :mod:`sd.model.prepass` added (0 the
+  macro's value, k its k-th output): each such call is a copy of its own.
 
 The copies are model variables for the builder only: the variable table,
 the results and the engines see the model as written (the fast engine
@@ -96,12 +99,16 @@ def _instance(macro, args, subscripts, k, made, owner, where):
     from pysd.translators.structures.abstract_model import AbstractComponent, AbstractElement
 
     name = macro.name.upper().replace("_", " ")
+    wanted = macro.name
+    if macro.returns and len(args) == len(macro.params) + 1 and \
+            isinstance(args[-1], (int, float)) and 0 <= args[-1] <= len(macro.returns):
+        # an output selector written by sd.model.prepass: 0 the macro's value,
+        # k its k-th extra output
+        wanted = macro.returns[int(args[-1]) - 1] if args[-1] else macro.name
+        args = args[:-1]
     if len(args) != len(macro.params):
         raise SdInputError(f"{where}: variable {owner.name!r}: macro {name} takes "
                            f"{len(macro.params)} arguments, {len(args)} given.")
-    if macro.returns:
-        raise SdInputError(f"{where}: variable {owner.name!r}: macro {name} has extra outputs "
-                           f"({', '.join(macro.returns)}), which sd does not expand.")
     prefix = f"{name}{MARK}{k}."
     subs = list(subscripts[0]) if subscripts and subscripts[0] else []
     ref_subs = ae.SubscriptsReferenceStructure(list(subs)) if subs else None
@@ -126,10 +133,10 @@ def _instance(macro, args, subscripts, k, made, owner, where):
                 raise SdInputError(f"{where}: macro {name}: {el.name!r} uses a subscripted "
                                    "variable of the macro, which sd does not expand.") from None
         made.append(new)
-        if _clean(el.name) == _clean(macro.name):
+        if _clean(el.name) == _clean(wanted):
             output = new
     if output is None:
-        raise SdInputError(f"{where}: macro {name} does not define its output {name}.")
+        raise SdInputError(f"{where}: macro {name} does not define its output {wanted!r}.")
     return ae.ReferenceStructure(_clean(output.name), copy.deepcopy(ref_subs))
 
 

@@ -15,6 +15,11 @@ quoted names, quoted strings, units, comments and the sketch alone:
 * lookups written DYNAMO-style, all x values then all y values
   (``TEUPPS(0,0.2,0.4,0,0.4,0.7)``, as translated by Vensim's dyn2ven): the
   values are written as the ``(x,y)`` pairs PySD's grammar reads.
+* a macro with extra outputs called with them (``r = SSTATS(data, sim : R2 x,
+  MAE x)``): Vensim makes each output a model variable. The call keeps its
+  arguments and gains an output selector (``SSTATS(data, sim, 0)``), and
+  each output gets an equation of its own, appended after the last equation
+  (``R2 x = SSTATS(data, sim, 1)``), which :mod:`sd.model.macros` expands.
 * ``Time$``, ``TIME STEP$``, ``INITIAL TIME$``, ``FINAL TIME$``, ``SAVEPER$``:
   Vensim's forms of the control variables written so that their units do
   not enter unit checks; the value is the same. PySD's builder fails on them
@@ -33,10 +38,12 @@ def rewrite(text: str) -> str:
     """``text`` with the rewrites of the module docstring applied."""
     end = text.find(_SKETCH)
     head, tail = (text, "") if end < 0 else (text[:end], text[end:])
-    return _equations(head) + tail
+    extra: list = []
+    body = _equations(head, _output_macros(head), extra)
+    return body + "".join(extra) + tail
 
 
-def _equations(text: str) -> str:
+def _equations(text: str, macros: dict, extra: list) -> str:
     """In the equation part of each element (up to its first ``~``; quotes
     skipped), blank ``{...}`` and drop the control variables' ``$``; units
     and comments (up to the element's ``|``) are copied as they are."""
@@ -59,7 +66,7 @@ def _equations(text: str) -> str:
                 continue
             equation.append(c)
             j += 1
-        out.append(_element("".join(equation)))
+        out.append(_element("".join(equation), macros, extra))
         if j >= n:
             break
         k = text.find("|", j) if text[j] == "~" else j
@@ -78,8 +85,10 @@ _FLAT_LOOKUP = re.compile(
     rf"\A(\s*{_NAME}{_SUBS}\s*)\({_WS}((?:{_NUMBER}{_WS},{_WS})+{_NUMBER}){_WS}\){_WS}\Z")
 
 
-def _element(equation: str) -> str:
+def _element(equation: str, macros: dict, extra: list) -> str:
     """One element's equation part, rewritten (see the module docstring)."""
+    if macros and ":" in equation:
+        equation = _output_calls(equation, macros, extra)
     stripped = equation.strip()
     if not stripped or stripped.startswith((":", "*")):   # macro markers, groups
         return _dollar(equation)
@@ -95,6 +104,74 @@ def _element(equation: str) -> str:
             lines = equation.count("\n") - m.group(1).count("\n")
             return f"{m.group(1)}({pairs})" + "\n" * lines
     return _dollar(equation)
+
+
+_MACRO_HEADER = re.compile(r":MACRO:\s*([^(\n]+?)\s*\(([^()]*)\)", re.S)
+
+
+def _key(name: str) -> str:
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+def _output_macros(text: str) -> dict:
+    """{name: number of extra outputs} of the macros that have some."""
+    out = {}
+    for m in _MACRO_HEADER.finditer(text):
+        params, _, returns = m.group(2).partition(":")
+        if returns.strip():
+            out[_key(m.group(1))] = len(_split_top(returns.replace("\\\n", " ")))
+    return out
+
+
+def _split_top(text: str, sep: str = ",") -> list[str]:
+    """``text`` split at ``sep`` outside brackets, parentheses and quotes."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, c in enumerate(text):
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif c == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _output_calls(equation: str, macros: dict, extra: list) -> str:
+    """Calls with extra outputs rewritten (module docstring); the removed text's
+    line breaks are kept inside the call."""
+    if equation.lstrip().startswith(":MACRO:"):
+        return equation
+    owner = equation.split("=", 1)[0].strip() if "=" in equation else ""
+    pos = 0
+    while True:
+        m = re.compile(r"(?<![\w\"])([A-Za-z][\w ]*?)\s*\(").search(equation, pos)
+        if m is None:
+            return equation
+        name, start = m.group(1).strip(), m.end()
+        depth, end = 1, start
+        while end < len(equation) and depth:
+            depth += {"(": 1, ")": -1}.get(equation[end], 0)
+            end += 1
+        inner = equation[start:end - 1]
+        head = _split_top(inner, ":")
+        if _key(name) not in macros or len(head) != 2:
+            pos = start
+            continue
+        args, outputs = head
+        clean = " ".join(args.replace("\\\n", " ").split())
+        for k, out in enumerate(_split_top(outputs.replace("\\\n", " ")), start=1):
+            extra.append(f"\n{' '.join(out.split())} = {name}({clean}, {k})\n\t~\t\n\t~\t"
+                         f"Output {k} of the {name} call in {owner}.\n\t|\n")
+        kept = args.rstrip(" \t\n\\")
+        new = f"{name}({kept}, 0" + "\n" * (inner.count("\n") - kept.count("\n")) + ")"
+        equation = equation[:m.start(1)] + new + equation[end:]
+        pos = m.start(1) + len(new)
 
 
 def _dollar(equation: str) -> str:
