@@ -1,8 +1,11 @@
 """Vensim text PySD's grammar does not accept, rewritten before parsing.
 
-Each rewrite only *removes* or *renames* text, keeps every line where it
-was (so messages still name the right line of the ``.mdl``) and leaves
-quoted names, quoted strings, units, comments and the sketch alone:
+Each rewrite removes, renames or rearranges the model's own text (the one
+addition, equations for a macro's extra outputs, is made of the call's own
+text and goes after the last equation), keeps every line where it was (so
+messages still name the right line of the ``.mdl``) and leaves quoted
+names, quoted strings, units, comments and the sketch alone; the result is
+parsed and checked like any model text:
 
 * inline comments inside an equation: Vensim accepts ``{...}`` anywhere in an
   expression (``RANDOM NORMAL(-6, 6, 0, 1, seed){RANDOM NORMAL()}``,
