@@ -158,3 +158,30 @@ def test_a_variable_held_on_a_path_per_run(teacup):
         run_many(teacup, rows, forced={"Teacup Temperature": (t, y[:1])})
     with pytest.raises(SdInputError, match="Did you mean 'Teacup Temperature'"):
         run_many(teacup, rows, forced={"Teacup Temprature": (t, y)})
+
+
+def _forked_batch(sim, rows, queue):
+    queue.put(float(run_many(sim, rows, variables=["Teacup Temperature"])[
+        "Teacup Temperature"].values.sum()))
+
+
+def test_a_forked_process_runs_batches_after_its_parent_did(teacup, monkeypatch):
+    """A child forked (multiprocessing's default on Linux) after the parent ran a
+    batch split over threads inherits the engine's thread pool without its threads;
+    it used to wait forever on it. Timeout 120 s: the batch itself takes a second."""
+    import multiprocessing
+
+    monkeypatch.setenv("SD_THREADS", "2")
+    sim = prepare(teacup)
+    rows = pd.DataFrame({"Characteristic Time": np.linspace(5, 15, 600)})
+    here = float(run_many(sim, rows, variables=["Teacup Temperature"])[
+        "Teacup Temperature"].values.sum())
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_forked_batch, args=(sim, rows, queue))
+    child.start()
+    child.join(120)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == here

@@ -5,7 +5,8 @@ interval and the full range of accepted values, the shrinkage from prior to
 set (posterior standard deviation over prior standard deviation, 1 = the
 outcomes say nothing about it), and whether the outcomes identify it. An
 input is *identified* when its 90 % accepted interval spans at most
-``identified_width`` of its prior range; only then is a point value (the
+``identified_width`` of its prior range, measured on members from at least
+:data:`MIN_GROUPS` independent chain starts; only then is a point value (the
 median over the set) reported. Otherwise the report gives the accepted range
 and no point value: the outcomes do not pick one.
 """
@@ -39,8 +40,15 @@ class Marginal:
         return self.median if self.identified else None
 
 
-def marginals(inputs, members: np.ndarray, identified_width: float) -> list[Marginal]:
-    """The :class:`Marginal` of every input from the unit-cube members."""
+#: Independent groups of members below which no input is called identified (a spread
+#: measured on fewer says too little about the set's).
+MIN_GROUPS = 20
+
+
+def marginals(inputs, members: np.ndarray, identified_width: float,
+              groups: int = MIN_GROUPS) -> list[Marginal]:
+    """The :class:`Marginal` of every input from the unit-cube members (from
+    ``groups`` independent chain starts)."""
     X = inputs.to_values(members)
     out = []
     for i, inp in enumerate(inputs.inputs):
@@ -51,7 +59,8 @@ def marginals(inputs, members: np.ndarray, identified_width: float) -> list[Marg
         out.append(Marginal(inp.name, inp.low, inp.high, float(q05), float(q50), float(q95),
                             float(x.min()), float(x.max()),
                             float(x.std() / (span / np.sqrt(12.0))), float(width),
-                            bool(width <= identified_width), inp.source))
+                            bool(width <= identified_width and groups >= MIN_GROUPS),
+                            inp.source))
     return out
 
 

@@ -90,8 +90,8 @@ def calibrate_set(spec, sim, checkpoint=None, resume=False, progress=None) -> Se
     return SetResult(
         spec=spec, inputs=inputs, rule=rule, screening=scr, mass=mass, members=members,
         groups=groups, acceptance=chains.acceptance if chains else float("nan"),
-        marginals=marginals.marginals(inputs, members, o.identified_width) if len(members)
-        else [], representative=marginals.representative(members) if len(members) else -1,
+        marginals=marginals.marginals(inputs, members, o.identified_width,
+                                      len(np.unique(groups))) if len(members) else [], representative=marginals.representative(members) if len(members) else -1,
         questions=questions, outcomes=outcomes, conclusions=tuple(found), shapley=shap,
         data_value=voi, variants=tuple(tested), halving=halving, outflows=outflows or [],
         search=search, runs=runner.runs, seconds=clock.seconds, resumed=store.resumed,

@@ -141,6 +141,9 @@ def _cores() -> int:
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+# A forked child (multiprocessing's default on Linux) inherits the pools but not
+# their threads: work submitted there would wait forever. It makes its own.
+os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def _pool(k: int) -> ThreadPoolExecutor:

@@ -28,6 +28,7 @@ import numpy as np
 
 from .._common import atomic_write_text, number_text, time_text
 from ..plots import figure, plot_intervals, plot_pair, plot_set_variable, save_figure
+from ..calibration.marginals import MIN_GROUPS
 from ..scenarios import write_cin
 
 FILES = ("accepted.csv", "conclusions.csv", "targets.csv", "fit.json", "report.md")
@@ -160,7 +161,8 @@ def markdown(result) -> str:
     """``report.md``: what the documented outcomes decide, what not, and why."""
     spec = result.spec
     lines = [f"# Set-valued calibration: {spec.path.name}", ""]
-    lines += _header(result) + _decide(result) + _undecided(result) + _attribution(result)
+    lines += _header(result) + _summary(result) + _decide(result) + _undecided(result)
+    lines += _attribution(result)
     lines += _targets(result) + _inputs(result) + _variants(result) + _numerics(result)
     lines += _warnings(result)
     lines += ["", "## Provenance", "", "```json", json.dumps(dict(result.provenance), indent=1),
@@ -202,6 +204,55 @@ def _header(result) -> list[str]:
     return lines
 
 
+def _summary(result) -> list[str]:
+    """'In short': what is decided, what is not and what would decide it, in sentences."""
+    if not result.found:
+        return []
+    agree = result.spec.set.agree
+    lines = ["## In short", ""]
+    for c in result.conclusions:
+        v = c.verdict(agree)
+        if v == "holds":
+            lines.append(f"- **Decided, holds** ({_share_text(c.share)}): {c.question}.")
+        elif v == "does not hold":
+            lines.append(f"- **Decided, does not hold** ({_share_text(c.share)}): {c.question}.")
+    for c in result.conclusions:
+        if c.verdict(agree) == "too few sets":
+            lines.append(f"- **Too few independent sets to tell** ({_share_text(c.share)}): "
+                         f"{c.question}.")
+    for c in result.conclusions:
+        if c.verdict(agree) != "undecided":
+            continue
+        text = f"- **Not decided by the data** ({_share_text(c.share)}): {c.question}."
+        if c.deciding:
+            n, _, a, b = c.deciding[0]
+            text += (f" It turns mostly on the assumption {n} (median {number_text(a)} where it "
+                     f"holds, {number_text(b)} where not).")
+        cands = result.data_value.get(c.question, [])
+        if cands:
+            text += (f" The most informative observation: {cands[0].observation} "
+                     f"({cands[0].gain:.2f} of {cands[0].entropy:.2f} bits).")
+        lines.append(text)
+    gone = [v.name for v in result.variants if v.verdict == "rejected"]
+    same = [v.name for v in result.variants if v.verdict == "not rejected"]
+    if gone:
+        lines.append(f"- Structural variants the outcomes reject: {', '.join(gone)}.")
+    if same:
+        lines.append("- Variants the outcomes cannot tell apart from the model as written: "
+                     + ", ".join(same) + ".")
+    ident = [m.name for m in result.marginals if m.identified]
+    few = len(np.unique(result.groups)) < MIN_GROUPS
+    lines.append("- Identified inputs: " + (", ".join(ident) if ident else
+                                            "none (too few independent members to tell)" if few
+                                            else "none (the outcomes constrain combinations)")
+                 + ".")
+    h = result.halving
+    if h is not None:
+        lines.append(f"- Halving the TIME STEP changes {h.any_changed:.1%} of the answers and "
+                     f"moves {h.left_set:.1%} of the checked members out of the set.")
+    return lines + [""]
+
+
 def _pct(p: float) -> str:
     if not math.isfinite(p):
         return "n/a"
@@ -220,13 +271,15 @@ def _decide(result) -> list[str]:
     agree = result.spec.set.agree
     lines = ["## What the documented outcomes decide", "",
              f"A question is decided when at least {agree:.0%} of the behaviour-consistent "
-             "sets agree; otherwise the data do not decide it, and no member is picked to "
-             "answer it.", "",
+             "sets agree, beyond the Monte Carlo error (the 95% bound on the disagreeing share "
+             f"is at most {1 - agree:.0%}); otherwise the data do not decide it, and no member "
+             "is picked to answer it.", "",
              "| question | share of sets where it holds | verdict |", "|---|---|---|"]
     for c in result.conclusions:
         v = c.verdict(agree)
         text = {"holds": "**holds**", "does not hold": "**does not hold**",
-                "undecided": "undecided: the data do not decide it"}[v]
+                "undecided": "undecided: the data do not decide it",
+                "too few sets": "too few independent sets to tell (add prior draws)"}[v]
         lines.append(f"| {c.question} | {_share_text(c.share)} | {text} |")
     return lines + [""]
 
@@ -303,12 +356,15 @@ def _inputs(result) -> list[str]:
         return []
     width = result.spec.set.identified_width
     ident = [m for m in result.marginals if m.identified]
+    groups = len(np.unique(result.groups))
     lines = ["## The uncertain inputs over the set", "",
              f"An input is identified when its 90% interval over the set spans at most "
              f"{width:.0%} of its prior range; only then is a value given. Shrinkage: standard "
              "deviation over the set / over the prior (1: the outcomes say nothing about it).",
              "",
              ("Identified: " + ", ".join(m.name for m in ident) + "." if ident else
+              f"Too few independent members ({groups} chain starts, fewer than "
+              f"{MIN_GROUPS}) to call any input identified." if groups < MIN_GROUPS else
               "**No input is identified**: the documented outcomes constrain combinations of "
               "inputs, not any single value; each is reported with its accepted range."), "",
              "| input | prior range | accepted 90% | accepted range | shrinkage | identified |",
