@@ -235,3 +235,18 @@ def test_two_seeds_give_the_same_juarez_conclusions(tmp_path):
     for x, y in zip(a.conclusions, b.conclusions):
         assert abs(x.share.share - y.share.share) <= 4 * np.hypot(x.share.se, y.share.se), \
             (x.question, x.share, y.share)
+
+
+def test_a_sampled_constant_that_looks_like_a_switch_is_flagged(tmp_path):
+    """Which constants are switches is the spec's to declare; one that is sampled
+    but looks like one (range [0, 1], value 0 or 1) gets a note asking for it."""
+    from sd.calibration.inputs import resolve
+    from sd.model import load
+
+    model = load(TOY)
+    quiet = resolve(model, {"exclude": ["Boost", "Switch Growth"]}, {}, "spec")
+    assert quiet.notes == () and "Boost" not in quiet.names
+    loud = resolve(model, {}, {}, "spec")
+    assert {"Boost", "Switch Growth"} <= set(loud.names)
+    (note,) = loud.notes
+    assert "Boost, Switch Growth" in note and "[uncertain] exclude" in note

@@ -19,6 +19,12 @@ uniform prior over that range, unless the spec says otherwise in its
 Constants in ``[fixed]`` are held at the spec's value; every other constant
 (no range, excluded, subscripted) keeps its value in the ``.mdl``. Why each
 constant is or is not uncertain is recorded (:attr:`Inputs.held`).
+
+Which constants are switches or policy levers is the spec's to declare
+(``exclude``): sd does not guess it from names or comments. A sampled
+constant that looks like one (a range of [0, 1] and a value of 0 or 1 in the
+``.mdl``) gets a note in the report asking for the declaration
+(:attr:`Inputs.notes`).
 """
 from __future__ import annotations
 
@@ -74,11 +80,14 @@ class Inputs:
     held : mapping
         Vensim name -> why it is not uncertain (``"no range in the .mdl"``,
         ``"excluded by the spec"``, ``"fixed by the spec"``, ...).
+    notes : tuple of str
+        Sampled constants that look like switches (for the report).
     """
 
     inputs: tuple
     fixed: Mapping[str, float] = field(default_factory=dict)
     held: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple = ()
 
     @property
     def names(self) -> list[str]:
@@ -161,7 +170,22 @@ def resolve(model, table: Mapping, fixed: Mapping[str, float], where: str) -> In
                            "has a range in its units field (e.g. '~ Dmnl [0.05,0.5]') that the "
                            "spec does not exclude or fix; give ranges in the .mdl or in "
                            "[uncertain.ranges].")
-    return Inputs(tuple(inputs), dict(fixed), held)
+    switches = [i.name for i in inputs if (i.low, i.high) == (0.0, 1.0)
+                and _value(model, i.name) in (0.0, 1.0)]
+    notes = (f"sampled as uncertain inputs although they look like switches or policy levers "
+             f"(range [0, 1], value 0 or 1 in the .mdl): {', '.join(switches)}; if they are, "
+             "declare them in the spec's [uncertain] exclude.",) if switches else ()
+    return Inputs(tuple(inputs), dict(fixed), held, notes)
+
+
+def _value(model, name: str):
+    """The literal value of a scalar constant in the .mdl (None if it is not one number)."""
+    for el in model.abstract.sections[0].elements:
+        if el.name == name and len(el.components) == 1:
+            ast = el.components[0].ast
+            if isinstance(ast, (int, float)) and not isinstance(ast, bool):
+                return float(ast)
+    return None
 
 
 def _held(var, excluded: set, fixed, ranges) -> str:

@@ -148,7 +148,7 @@ def _identity(spec, sim, inputs) -> dict:
 
 
 def _notes(runner, scr, search, spec) -> list[str]:
-    notes = []
+    notes = list(runner.inputs.notes)
     if scr.failed:
         notes.append(f"{scr.failed} of {scr.draws} prior draws failed to simulate (NaN) and are "
                      "counted as missing every outcome; first: " + (runner.failures[0]
