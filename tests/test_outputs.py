@@ -264,6 +264,10 @@ BROKEN = {
     "cal-mcmc-huge": (_calibration(confidence="mcmc_steps = 1e6\nmcmc_walkers = 1e6"),
                       ["calibrate", "c.toml"],
                       "mcmc_steps x mcmc_walkers = 1000000 x 1000000 runs, beyond the limit"),
+    "set-draws-huge": ({"obs.csv": "variable,time,value,sigma\nTeacup Temperature,10,107,1\n",
+                        "c.toml": 'model = "teacup.mdl"\ndata = "obs.csv"\n[uncertain]\nranges = '
+                                  '{ "Characteristic Time" = [2, 20] }\n[set]\ndraws = 1e12\n'},
+                       ["calibrate", "c.toml"], "c.toml: [set] draws = 1000000000000.0 must be at most"),
     "voc-seed-inf": ({"p.voc": "2 <= Characteristic Time = 10 <= 20\n:SEED=inf\n",
                       **_calibration(parameters='parameters = "p.voc"')},
                      ["calibrate", "c.toml"], "p.voc:2: :SEED: expected a finite number"),

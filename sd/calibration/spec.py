@@ -233,7 +233,7 @@ def _set_options(raw: dict, path: Path) -> SetOptions:
         where = f"{path}: [set] {key}"
         value = raw.get(key, getattr(default, key))
         if isinstance(getattr(default, key), int):
-            out[key] = whole(value, where, 1)
+            out[key] = whole(value, where, 1, run_limit())  # counts of runs, draws, steps
         else:
             out[key] = _float(value, where)
     for key in ("informative_share", "agree", "identified_width"):
