@@ -3,8 +3,11 @@
 The model goes through PySD's own translator (``VensimFile`` ->
 ``AbstractModel``); :mod:`.compiler` turns the ASTs into straight-line
 scalar code with PySD's formulas and :mod:`.codegen` wraps it in a loop over
-runs and time. Generated source (and numba's machine-code cache) is stored by
-model content hash under ``sd.model.cache.entry("engine", digest)``.
+runs and time. What the compiler made of a model is stored as sealed JSON by
+the model's content key (:mod:`.artefact`); numba's machine code is stored by
+the generated source, which depends only on the model's structure
+(:func:`.build.numba_digest`). One run uses the back end that starts soonest
+(:mod:`.backends`): usually the numba back end's code run by CPython.
 
 Back end choice, measured with ``run_fast`` end to end (full Dataset, all 72
 variables, 61 saved times) on this 2-core machine (shared, loaded) for the

@@ -4,8 +4,8 @@ PySD parses a section in three grammar passes: the section into entries
 (``section_elements``), each entry's left-hand side (``element_object``) and
 each right-hand side (``components``). The first pass costs as much as the
 other two together and the whole takes 0.2 s for the Juárez model, 1.6 s
-for World3. Here the first pass is :func:`sd.model.entries.split` (one
-regular expression matching exactly what that grammar matches), and the
+for World3. Here the first pass is :func:`sd.model.entries.split` (the
+grammar's rules applied in linear time, finding exactly its entries), and the
 other two are PySD's own classes applied to one entry at a time, memoised by
 the entry's text: a process that loads a model again after an edit (``sd run
 --watch``) parses only the entries that changed.
