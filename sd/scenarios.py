@@ -271,7 +271,9 @@ def resolve(spec: str | None, model_path: Path, search: list[Path] | None = None
     """Turn ``--scenario`` into a Scenario: a ``.cin``/``.toml`` path or a name.
 
     A bare name is looked up in the ``*scenarios*.toml`` files beside the
-    model (or in ``search``).
+    model (or in ``search``), the model's own files first (:func:`beside`):
+    several models in one folder each have their own file, and the same name
+    (``baseline``, a policy cell) means something different in each.
     """
     if spec is None:
         return Scenario(name="baseline")
@@ -287,17 +289,51 @@ def resolve(spec: str | None, model_path: Path, search: list[Path] | None = None
             raise SdInputError(f"{candidate} holds {len(table)} scenarios ({', '.join(table)}); "
                                f"pick one with --scenario NAME@{candidate}.")
         return next(iter(table.values()))
-    files = search if search is not None else sorted(model_path.parent.glob("*scenarios*.toml"))
-    return _named(spec, files, model_path)
+    if search is not None:
+        return _named(spec, search, model_path)
+    own, other = beside(model_path)
+    return _named(spec, own + other, model_path, own=len(own))
 
 
-def _named(name: str, files: list[Path], model_path: Path) -> Scenario:
-    """Scenario ``name`` from the first of ``files`` that defines it."""
+def beside(model_path: Path) -> tuple[list[Path], list[Path]]:
+    """The ``*scenarios*.toml`` files beside a model: (its own, the others).
+
+    A file is the model's own when what precedes ``scenarios`` in its stem is
+    the start of the model's stem (``leon_tanneries_scenarios.toml`` and
+    ``leon_scenarios.toml`` for ``leon_tanneries.mdl``; ``scenarios.toml``
+    for any model), the most specific first; the others in name order.
+    """
+    model = model_path.stem.lower()
+    own, other = [], []
+    for f in sorted(model_path.parent.glob("*scenarios*.toml")):
+        stem = f.stem.lower()
+        prefix = stem[:stem.index("scenarios")].rstrip("_-. ")
+        (own if model.startswith(prefix) else other).append((-len(prefix), f))
+    return [f for _, f in sorted(own)], [f for _, f in other]
+
+
+def _named(name: str, files: list[Path], model_path: Path, own: int | None = None) -> Scenario:
+    """Scenario ``name`` from the first of ``files`` that defines it.
+
+    With ``own`` (the first ``own`` files are the model's own): a name found
+    only in other models' files, with different definitions, is ambiguous.
+    """
     known: dict[str, Scenario] = {}
+    found: dict[str, list[tuple[Path, Scenario]]] = {}
     for f in files:
         for key, sc in load_toml(f).items():
             known.setdefault(key, sc)
+            if key == name:
+                found.setdefault(name, []).append((f, sc))
     if name in known:
+        hits = found[name]
+        if own is not None and files.index(hits[0][0]) >= own and len(
+                {(tuple(sorted(s.constants.items())), tuple(sorted(s.time.items())),
+                  tuple(sorted(s.lookups))) for _, s in hits}) > 1:
+            raise SdInputError(
+                f"Scenario {name!r} is defined differently in {', '.join(str(f) for f, _ in hits)},"
+                f" none of them named after {model_path.name}; pick one with "
+                f"{name}@{hits[0][0]} (or name the model's own file <model>_scenarios.toml).")
         return known[name]
     places = ", ".join(str(f) for f in files) or f"no *scenarios*.toml beside {model_path}"
     raise SdInputError(f"Unknown scenario {name!r} (looked in {places})."

@@ -110,3 +110,18 @@ def test_resolve_by_name_beside_model(tmp_path):
     assert resolve("hot", model_path).constants["Room Temperature"] == 99
     with pytest.raises(SdInputError, match="Did you mean 'hot'"):
         resolve("hott", model_path)
+
+
+def test_a_bare_name_comes_from_the_models_own_file_first(tmp_path):
+    # Several models in one folder, each with its own scenario file defining the same cell
+    # names: a bare name must not come from the first file in name order (it used to: every
+    # model in models/ ran brick_relocation's cells).
+    (tmp_path / "alpha_scenarios.toml").write_text('[cell.constants]\n"X" = 1\n')
+    (tmp_path / "zeta_model_scenarios.toml").write_text('[cell.constants]\n"X" = 2\n')
+    (tmp_path / "zeta_scenarios.toml").write_text('[cell.constants]\n"X" = 3\n[only.constants]\n"X" = 4\n')
+    assert resolve("cell", tmp_path / "zeta_model.mdl").constants["X"] == 2   # most specific
+    assert resolve("cell", tmp_path / "zeta_other.mdl").constants["X"] == 3
+    assert resolve("only", tmp_path / "zeta_model.mdl").constants["X"] == 4   # next own file
+    # found only in other models' files, defined differently: ambiguous, not a silent pick
+    with pytest.raises(SdInputError, match=r"defined differently.*cell@"):
+        resolve("cell", tmp_path / "beta.mdl")
