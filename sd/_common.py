@@ -410,3 +410,78 @@ def deep_recursion(limit: int = DEEP_RECURSION):
     finally:
         sys.setrecursionlimit(before)
 
+
+# -- where a key of a TOML spec is -----------------------------------------------------
+_HEADER = re.compile(r"^\s*(\[\[?)\s*(.+?)\s*\]\]?\s*(#.*)?$")
+
+
+def _toml_parts(dotted: str) -> tuple[str, ...]:
+    """``cases."León".years`` -> ("cases", "León", "years"): a dotted TOML key's parts."""
+    return tuple(p.strip().strip('"').strip("'")
+                 for p in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', dotted))
+
+
+class TomlLines:
+    """Lines of a TOML spec's tables and keys, to locate a message ("spec.toml:12").
+
+    ``where(("cases", "leon"), "years")`` is ``"spec.toml:12 [cases.leon] years"``
+    (``index`` picks the n-th ``[[array]]`` table); without a line when the
+    key is not written on a line of its own (it may come from an inline table).
+    """
+
+    def __init__(self, path: str | os.PathLike, text: str):
+        self.path = Path(path)
+        self.headers: list[tuple[tuple[str, ...], int]] = []   # (table, first line)
+        self.keys: dict[tuple[int, str], int] = {}             # (header index, key) -> line
+        current = -1
+        for number, line in enumerate(text.splitlines(), start=1):
+            head = _HEADER.match(line)
+            if head and not line.lstrip().startswith(("#",)):
+                self.headers.append((_toml_parts(head.group(2)), number))
+                current = len(self.headers) - 1
+                continue
+            key = re.match(r'^\s*("[^"]*"|\'[^\']*\'|[A-Za-z0-9_.-]+)\s*=', line)
+            if key:
+                parts = _toml_parts(key.group(1))
+                table = self.headers[current][0] if current >= 0 else ()
+                self._add(current, table, parts, number)
+
+    def _add(self, current: int, table: tuple, parts: tuple, number: int) -> None:
+        # a dotted key `a.b = 1` inside [t] is also key `b` of table t.a
+        self.keys.setdefault((current, parts[0]), number)
+        if len(parts) > 1:
+            self.headers.append((table + parts[:-1], number))
+            self.keys.setdefault((len(self.headers) - 1, parts[-1]), number)
+
+    def line(self, table: tuple[str, ...] = (), key: str | None = None,
+             index: int = 0) -> int | None:
+        """Line of ``key`` in ``table`` (of its header without ``key``), or None."""
+        seen = -1
+        for h, (name, number) in enumerate(self.headers if table else [((), 0)]):
+            if name != tuple(table):
+                continue
+            seen += 1
+            if seen != index and table:
+                continue
+            if key is None:
+                return number or None
+            found = self.keys.get((h if table else -1, key))
+            if found:
+                return found
+        return None
+
+    def where(self, table: tuple[str, ...] = (), key: str | None = None, index: int = 0,
+              label: str | None = None) -> str:
+        """``path:line [table] key`` (the line where known); ``label`` replaces
+        ``[table]`` (e.g. ``[[statements]] 2``)."""
+        number = self.line(table, key, index) or (self.line(table, None, index) if key else None)
+        text = str(self.path) + (f":{number}" if number else "")
+        if label:
+            text += f" {label}"
+        elif table:
+            text += " [" + ".".join(_quote(p) for p in table) + "]"
+        return text + (f" {key}" if key else "")
+
+
+def _quote(part: str) -> str:
+    return part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else f'"{part}"'

@@ -109,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
                            "against the spec, model, scenario and seed)")
     sens.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    exp = sub.add_parser("experiment", parents=[common],
+                         help="run policies over each case's behaviour-consistent set and "
+                              "test statements (e.g. the policy matrix)")
+    exp.add_argument("spec", help="experiment spec (TOML), e.g. calibration/policy_matrix.toml")
+    exp.add_argument("--out", metavar="DIR",
+                     help="output folder (default: results/experiment-<spec stem>); a "
+                          "calibration that has to run is kept in DIR/calibrations/ and reused "
+                          "by the next experiment")
+
     comp = sub.add_parser("compare", parents=[common],
                          help="run named scenarios side by side: one figure, one table")
     comp.add_argument("model", help="Vensim .mdl file")
@@ -381,6 +390,40 @@ def cmd_sensitivity(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from ._common import safe_name
+    from .experiments import DEFAULT_SEARCH, experiment
+    from .report.experiment import MANIFEST, verdict_table, write_experiment
+    from .report.folder import output_folder, staged
+    from .report.set_calibration import write_set
+
+    out = output_folder(args.out, Path("results") / f"experiment-{safe_name(Path(args.spec).stem)}")
+    kept = out / "calibrations"
+
+    def keep(case, result):
+        folder = kept / safe_name(result.spec.path.stem)
+        with staged(folder, "fit.json", kind="calibrate") as scratch:
+            write_set(result, scratch)
+        return folder
+
+    def log(line):
+        print(f"sd: {line}", file=sys.stderr, flush=True)
+
+    result = experiment(args.spec, search=(str(kept / "{stem}"), *DEFAULT_SEARCH),
+                        on_calibrated=keep, log=log)
+    with staged(out, MANIFEST, kind="experiment") as folder:
+        names = write_experiment(result, folder)
+    reused = sum(s.how == "reused" for s in result.sets)
+    print(f"{Path(args.spec).name}: {len(result.spec.cases)} cases ({reused} sets reused, "
+          f"{len(result.sets) - reused} calibrated now), {len(result.spec.policies)} policies "
+          f"and {len(result.spec.statements)} statements; {result.runs:,} runs; calibrations "
+          f"{result.seconds['calibration']:.1f} s, policy runs {result.seconds['runs']:.1f} s")
+    print("\n".join(verdict_table(result)[2:-2]))
+    for name in names:
+        print(f"  wrote {out / name}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from ._common import safe_name
     from .comparison import compare
@@ -398,7 +441,8 @@ def cmd_compare(args) -> int:
 
 
 _COMMANDS = {"run": cmd_run, "info": cmd_info, "calibrate": cmd_calibrate, "check": cmd_check,
-             "diagram": cmd_diagram, "sensitivity": cmd_sensitivity, "compare": cmd_compare}
+             "diagram": cmd_diagram, "sensitivity": cmd_sensitivity, "compare": cmd_compare,
+             "experiment": cmd_experiment}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -187,6 +187,30 @@ def plot_intervals(names, quantiles, ax=None, marks=()):
     return ax
 
 
+def plot_policy_cells(policies, series, ax=None, title: str = "", ylabel: str = ""):
+    """Distributions of one output under each policy over a set: the median and
+    the 90 % interval, one marker per series (e.g. per year), side by side.
+
+    ``series``: ``[(label, medians, q05s, q95s), ...]``, one value per policy.
+    """
+    ax = _axes(ax)
+    x = np.arange(len(policies))
+    width = 0.5 / max(len(series), 1)
+    for k, (label, med, lo, hi) in enumerate(series):
+        med, lo, hi = (np.asarray(v, dtype=float) for v in (med, lo, hi))
+        xs = x + (k - (len(series) - 1) / 2) * width
+        ax.errorbar(xs, med, yerr=[med - lo, hi - med], fmt="os"[k % 2], ms=4, capsize=2,
+                    lw=1, label=label)
+    ax.set_xticks(x, [_wrap(p.replace("_", " "), 14) for p in policies], rotation=40,
+                  ha="right", fontsize=6)
+    ax.set_title(title, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=7)
+    ax.tick_params(axis="y", labelsize=6)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=6, loc="best")
+    return ax
+
+
 def plot_pair(x, y, xname: str, yname: str, limits, ax=None):
     """Members of a set in the plane of two inputs (their prior ranges as limits)."""
     ax = _axes(ax, (2.5, 2.5))

@@ -50,6 +50,9 @@ class AcceptedSet:
         The engine the calibration ran on.
     source : str
         Where the set came from.
+    ranges : mapping
+        The prior range ``(low, high)`` of each uncertain input (uniform
+        priors): what the set is a part of.
     """
 
     model: Path
@@ -58,6 +61,7 @@ class AcceptedSet:
     fixed: dict = field(default_factory=dict)
     engine: str = "auto"
     source: str = ""
+    ranges: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -122,7 +126,8 @@ def accepted_set(source) -> AcceptedSet:
     if isinstance(source, SetResult):
         return AcceptedSet(source.spec.model, source.values, np.asarray(source.groups),
                            dict(source.inputs.fixed), source.provenance.get("engine", "auto"),
-                           str(source.spec.path))
+                           str(source.spec.path),
+                           {i.name: (i.low, i.high) for i in source.inputs.inputs})
     folder = Path(source)
     fit, csv = folder / "fit.json", folder / "accepted.csv"
     if not fit.is_file() or not csv.is_file():
@@ -133,6 +138,8 @@ def accepted_set(source) -> AcceptedSet:
         members = info["set"]
         groups = np.asarray(members["groups"], dtype=int)
         model = Path(info["provenance"]["model_file"])
+        ranges = {str(k): (float(v["low"]), float(v["high"]))
+                  for k, v in info.get("parameters", {}).items()}
     except (ValueError, KeyError, TypeError) as exc:
         raise SdInputError(f"{fit}: not the fit.json of a set-valued calibration "
                            f"({type(exc).__name__}: {exc}).") from None
@@ -141,7 +148,7 @@ def accepted_set(source) -> AcceptedSet:
         raise SdInputError(f"{folder}: accepted.csv has {len(values)} rows but fit.json lists "
                            f"{len(groups)} members.")
     return AcceptedSet(model, values, groups, dict(members.get("fixed", {})),
-                       info["provenance"].get("engine", "auto"), str(folder))
+                       info["provenance"].get("engine", "auto"), str(folder), ranges)
 
 
 def run_over_set(accepted: AcceptedSet, scenario=None, metrics=(), *, engine=None,
