@@ -13,6 +13,8 @@ command's start-up) does not pay for PySD, numba or scipy until used:
 - :func:`sensitivity` -- Monte Carlo, Sobol and Morris of a spec -> :class:`SensitivityResult`
 - :func:`compare` -- scenarios side by side -> :class:`Comparison`
 - :func:`read_results` -- a ``results.nc`` (or ``ensemble.nc``) back under its Vensim names
+- :func:`experiment` -- policies over each case's behaviour-consistent set, statements
+  answered as shares of it -> :class:`ExperimentResult` (``sd experiment SPEC``)
 - :class:`SdInputError` (bad input), :class:`SdRuntimeError` (a run that failed)
 
 Reports of the results are written by :mod:`sd.report`.
@@ -35,6 +37,8 @@ _LAZY = {
     "compare": "sd.comparison",
     "Comparison": "sd.comparison",
     "read_results": "sd.report.run",
+    "experiment": "sd.experiments",
+    "ExperimentResult": "sd.experiments",
     "SdInputError": "sd.errors",
     "SdRuntimeError": "sd.errors",
 }

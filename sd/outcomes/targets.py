@@ -108,6 +108,20 @@ class Target:
             return (self.time_end - self.time) / 2
         return (self.high - self.low) / 2
 
+    @property
+    def basis(self) -> str:
+        """How the outcome stands in its source, from its note (CASES.md's convention):
+        ``quoted`` (figure or phrase in the source), ``interpreted`` (a range read from a
+        qualitative statement), ``quoted, read with interpretation`` (a quoted figure
+        whose date or tolerance is interpreted), or ``not stated``."""
+        note = self.note.strip().lower()
+        quoted, interpreted = "quoted" in note, "interpret" in note
+        if quoted and interpreted and not note.startswith("interpret"):
+            return "quoted, read with interpretation"
+        if interpreted:
+            return "interpreted"
+        return "quoted" if quoted else "not stated"
+
     def describe(self) -> str:
         """Short human-readable statement of the target."""
         t0, t1 = time_text(self.time), time_text(self.time_end)

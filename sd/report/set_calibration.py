@@ -140,7 +140,7 @@ def to_json(result, files=()) -> dict:
 def _target_json(result, j, t) -> dict:
     scr = result.screening
     return {"target": t.describe(), "variable": t.variable, "kind": t.kind, "source": t.source,
-            "note": t.note, "prior_pass_share": float(scr.met_share[j]),
+            "note": t.note, "basis": t.basis, "prior_pass_share": float(scr.met_share[j]),
             "informative": bool(scr.informative[j]),
             "others_met_share": float(scr.others_share[j]),
             "responds_to": [{"input": n, "spearman": _num(r), "ks": _num(k)}
@@ -176,8 +176,8 @@ def _header(result) -> list[str]:
     n_groups = len(np.unique(result.groups))
     lines = [f"- model: `{spec.model.name}` (sha256 {prov.get('model_sha256', '')[:12]}), "
              f"engine {prov.get('engine', '?')}",
-             f"- documented outcomes: {len(result.rule.targets)} from `{spec.data.name}`; "
-             f"{result.rule.describe()}",
+             f"- documented outcomes: {len(result.rule.targets)} from `{spec.data.name}` "
+             f"({_bases(result.rule.targets)}); {result.rule.describe()}",
              f"- uncertain inputs: {len(result.inputs.inputs)} constants, uniform over their "
              "ranges in the .mdl's units fields" + (" (some narrowed or added by the spec)"
                                                    if any(i.source != "mdl" for i in
@@ -328,6 +328,14 @@ def _attribution(result) -> list[str]:
     return lines + [""]
 
 
+def _bases(targets) -> str:
+    """``2 quoted, 7 interpreted``: how the outcomes stand in their sources (Target.basis)."""
+    from collections import Counter
+
+    counts = Counter(t.basis for t in targets)
+    return ", ".join(f"{n} {b}" for b, n in counts.items())
+
+
 def _targets(result) -> list[str]:
     scr = result.screening
     names = result.inputs.names
@@ -340,14 +348,20 @@ def _targets(result) -> list[str]:
              "the Kolmogorov-Smirnov distance between the inputs of draws that meet it and of "
              "those that do not.", "",
              "| # | outcome | prior pass share | informative | all others met | responds to "
-             "| source |", "|---|---|---|---|---|---|---|"]
+             "| source | basis |", "|---|---|---|---|---|---|---|---|"]
     for j, t in enumerate(result.rule.targets):
         resp = "; ".join(f"{n} (r {r:+.2f}, KS {k:.2f})" for n, r, k in scr.responds(j, names,
                                                                                     3)) or "none"
         lines.append(f"| {j + 1} | {t.describe()} | {scr.met_share[j]:.3f} | "
                      f"{'yes' if scr.informative[j] else '**no**'} | {scr.others_share[j]:.5f} "
-                     f"| {resp} | {t.source} |")
-    lines.append(f"| | **all** | **{scr.mass.share:.5f}** ± {scr.mass.se:.5f} | | | | |")
+                     f"| {resp} | {t.source} | {t.basis} |")
+    lines.append(f"| | **all** | **{scr.mass.share:.5f}** ± {scr.mass.se:.5f} | | | | | |")
+    read = [(j + 1, t) for j, t in enumerate(result.rule.targets) if t.basis != "quoted"]
+    if read:
+        lines += ["", "How each outcome not simply quoted was read from its source (the data "
+                  "file's note; a different reading is a different outcome):", ""]
+        lines += [f"- #{j} ({t.basis}): {t.note or 'no note: the data file does not say'}"
+                  for j, t in read]
     return lines + [""]
 
 
