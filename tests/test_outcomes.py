@@ -161,3 +161,16 @@ def test_unknown_variable_suggests_and_time_outside_run(tmp_path, teacup):
         outcomes.check_against(ts, teacup, 0, 30)
     ts = outcomes.load(_csv(tmp_path, "variable,time,value,sigma\nteacup temperature,5,5,1\n"))
     assert outcomes.check_against(ts, teacup, 0, 30)[0].variable == "Teacup Temperature"
+
+
+def test_a_target_says_how_it_stands_in_its_source():
+    from sd.outcomes.targets import Target
+
+    def basis(note):
+        return Target("X", "range", 0.0, 1.0, low=0, high=1, note=note).basis
+
+    assert basis("quoted: about 350 kilns") == "quoted"
+    assert basis("interpreted: 'a portion' read as 0.2-0.6") == "interpreted"
+    assert basis("interpreted: 'gradual increase' (quoted)") == "interpreted"
+    assert basis("quoted: about 350; sigma 25 (interpreted)") == "quoted, read with interpretation"
+    assert basis("") == "not stated"
