@@ -416,8 +416,9 @@ def cmd_experiment(args) -> int:
     reused = sum(s.how == "reused" for s in result.sets)
     print(f"{Path(args.spec).name}: {len(result.spec.cases)} cases ({reused} sets reused, "
           f"{len(result.sets) - reused} calibrated now), {len(result.spec.policies)} policies "
-          f"and {len(result.spec.statements)} statements; {result.runs:,} runs; calibrations "
-          f"{result.seconds['calibration']:.1f} s, policy runs {result.seconds['runs']:.1f} s")
+          f"and {len(result.spec.statements)} statements; the sets in "
+          f"{result.seconds['calibration']:.1f} s, {result.runs:,} policy runs in "
+          f"{result.seconds['runs']:.1f} s")
     print("\n".join(verdict_table(result)[2:-2]))
     for name in names:
         print(f"  wrote {out / name}")

@@ -64,7 +64,9 @@ def _cell(row) -> str:
     text = f"{_v(row['median'])} [{_v(row['q05'])}, {_v(row['q95'])}]"
     if math.isfinite(row["p_beats"]):
         se = row["p_beats_se"]
-        text += f"; P {row['p_beats']:.2f}" + (f" ± {se:.2f}" if math.isfinite(se) and se else "")
+        text += f"; P {row['p_beats']:.2f}" + (
+            "" if not math.isfinite(se) or se == 0 else " ± <0.01" if se < 0.005 else
+            f" ± {se:.2f}")
     return text
 
 
@@ -179,13 +181,19 @@ def _statement(result: ExperimentResult, st) -> list[str]:
         if v.share is None:
             lines += [f"- **{label}**: {v.verdict}: {v.reason}.", ""]
             continue
-        agree = (f"; all {v.share.groups} chains agree (the other side < {v.share.bound:.2f} "
-                 "at 95%)" if v.share.se == 0 else "")
+        agree = (f"; all {v.share.groups} chains agree, the other side < {v.share.bound:.2f} "
+                 "at 95%" if v.share.se == 0 else "")
         lines.append(f"- **{label}**: **{v.verdict}**, holds in {_share(v.share)} of the set "
                      f"({v.share.n:,} members, {v.share.groups} chains{agree}); over the prior "
                      f"ranges alone {_share(v.prior)}" + _moves(v))
         for c in v.clauses if len(v.clauses) > 1 else ():
             lines.append(f"  - {c.text}: holds in {_share(c.share)}")
+        if v.verdict == DISAGREES:
+            worst = min(v.clauses, key=lambda c: c.share.share)
+            lines.append(f"  - why: the condition that fails most is \"{worst.text}\" "
+                         f"(holds in {_share(worst.share)}; the difference is "
+                         f"{worst.median:+.3f} at the median); the mechanism variables below "
+                         "show what moves it")
         for c in v.clauses:
             lines.append(f"  - difference ({c.difference}): median {c.median:+.3f} "
                          f"[{c.q05:+.3f}, {c.q95:+.3f}] (5-95%)")
