@@ -409,7 +409,7 @@ def cmd_experiment(args) -> int:
     def log(line):
         print(f"sd: {line}", file=sys.stderr, flush=True)
 
-    result = experiment(args.spec, search=(str(kept / "{stem}"), *DEFAULT_SEARCH),
+    result = experiment(args.spec, search=((kept, ""), *DEFAULT_SEARCH),
                         on_calibrated=keep, log=log)
     with staged(out, MANIFEST, kind="experiment") as folder:
         names = write_experiment(result, folder)

@@ -123,7 +123,7 @@ def write(folder: Path, text: str = EXPERIMENT, name: str = "exp.toml") -> Path:
 def done(tmp_path_factory):
     folder = tmp_path_factory.mktemp("exp")
     spec = write(folder)
-    out = folder / "out"
+    out = folder / "out {stem}"        # braces in --out are text, never a template
     code = main(["experiment", str(spec), "--out", str(out)])
     assert code == 0
     return folder, spec, out
@@ -132,7 +132,7 @@ def done(tmp_path_factory):
 # -- the spec: bad input is refused with its line and the nearest valid name ----------------
 @pytest.mark.parametrize("old, new, message", [
     ('policies = ["boost", "no_growth"]', 'policies = ["bost", "no_growth"]',
-     r"exp\.toml.*case 'toy' has no scenario 'bost'.*Did you mean 'boost'"),
+     r"exp\.toml:\d+ policies: case 'toy' has no scenario 'bost'.*Did you mean 'boost'"),
     ('year = "end"\nabove = 0.2', 'year = "ned"\nabove = 0.2',
      r"exp\.toml:\d+ \[\[statements\]\] 1 \(boost_raises_level\).*no year named 'ned'.*"
      r"Did you mean 'end'"),

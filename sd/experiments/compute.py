@@ -29,8 +29,9 @@ from .result import NO_SET, NOT_APPLICABLE, ExperimentResult, Verdict
 from .spec import ExperimentSpec, load_spec
 from .statements import answer, column
 
-#: Where ``sd calibrate`` writes a spec's output by default (relative to the working folder).
-DEFAULT_SEARCH = ("results/calibration-{stem}",)
+#: Where ``sd calibrate`` writes a spec's output by default (relative to the working folder):
+#: ``(folder, prefix)`` -> ``folder / (prefix + spec stem)``.
+DEFAULT_SEARCH = ((Path("results"), "calibration-"),)
 
 
 def experiment(spec, *, search=DEFAULT_SEARCH, on_calibrated=None, log=None) -> ExperimentResult:
@@ -39,10 +40,11 @@ def experiment(spec, *, search=DEFAULT_SEARCH, on_calibrated=None, log=None) -> 
     Parameters
     ----------
     spec : str, Path or ExperimentSpec
-    search : sequence of str
-        Folders where a finished calibration of a case may be, in order of
-        preference; ``{stem}`` is the calibration spec's file stem. The first
-        folder made from the same files is reused.
+    search : sequence of (Path, str)
+        Where a finished calibration of a case may be, in order of preference:
+        ``(folder, prefix)`` names ``folder / (prefix + stem)``, ``stem`` the
+        calibration spec's file stem (as a safe file name). The first folder
+        made from the same files is reused.
     on_calibrated : callable, optional
         ``on_calibrated(case, SetResult) -> folder``: keeps a calibration that
         had to run (see :func:`sd.experiments.sets.obtain`).
@@ -69,7 +71,7 @@ def experiment(spec, *, search=DEFAULT_SEARCH, on_calibrated=None, log=None) -> 
     for p in plans:
         t0 = time.perf_counter()
         stem = safe_name(p.case.calibration.stem)
-        folders = [Path(s.format(stem=stem)) for s in search]
+        folders = [Path(folder) / f"{prefix}{stem}" for folder, prefix in search]
         if log:
             log(f"{p.case.name}: looking for its set ({p.case.calibration.name})")
         acc, source = sets_mod.obtain(p.case.name, p.calibration, folders, on_calibrated)
@@ -98,7 +100,9 @@ def experiment(spec, *, search=DEFAULT_SEARCH, on_calibrated=None, log=None) -> 
             else:
                 verdicts.append(Verdict(p.case.name, st.id, NOT_APPLICABLE,
                                         reason=st.not_applicable[p.case.name]))
-        members[p.case.name] = values.assign(group=acc.groups)
+        members[p.case.name] = pd.concat(
+            [pd.DataFrame({"group": acc.groups}), acc.values.add_prefix("input | "), values],
+            axis=1)
         seconds["runs"] += time.perf_counter() - t1
     return ExperimentResult(spec, tuple(sources), pd.concat(tables, ignore_index=True),
                             tuple(verdicts), members, runs, seconds,

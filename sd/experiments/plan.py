@@ -81,25 +81,24 @@ def _plan_case(spec: ExperimentSpec, case: Case) -> CasePlan:
     files = _scenario_files(case, calibration)
     known = _known_scenarios(files)
     applies = tuple(s.id for s in spec.statements if case.name not in s.not_applicable)
+    base = _scenario(spec.baseline, known, files, case, spec.located("baseline"))
+    span = _span(settings(model, base.time, base.constants))
     wanted: dict[str, dict[str, Metric]] = {}
+    cells: dict[str, tuple] = {}
 
-    def need(side: Side, variable: str, where: str) -> str:
+    def need(side: Side, variable: str, where: str) -> None:
         key = cell_key(side.policy, side.variation)
         var = model.variable(variable, where=f" ({where})").name
         year = _in_span(side.year, case, span, where)
         wanted.setdefault(key, {})[metric_name(var, year)] = Metric(
             metric_name(var, year), var, "at", time=year)
         cells.setdefault(key, (side.policy, side.variation, where))
-        return key
 
-    cells: dict[str, tuple] = {}
-    base = _scenario(spec.baseline, known, files, case, f"{spec.path.name} baseline")
-    span = _span(settings(model, base.time, base.constants))
     for policy in (spec.baseline, *spec.policies):
         for out in spec.outputs:
             for name in spec.table_years:
                 need(Side(policy, None, name), out.variable,
-                     f"{spec.path.name} [outputs.{out.variable!r}] / policies")
+                     spec.located("baseline" if policy == spec.baseline else "policies"))
     for st in spec.statements:
         if st.id not in applies:
             continue

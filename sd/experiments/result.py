@@ -90,8 +90,8 @@ class ExperimentResult:
         standard error; empty for the baseline), ``n`` members, ``groups``.
     verdicts : tuple of Verdict
     members : mapping
-        Case -> one row per member: its chain (``group``) and every metric of
-        every cell (``cell | variable @ year``).
+        Case -> one row per member: its chain (``group``), its inputs
+        (``input | name``) and every metric of every cell (``cell | variable @ year``).
     runs : int
     seconds : mapping
         Wall-clock seconds per stage (``calibration``, ``runs``).

@@ -179,9 +179,14 @@ class ExperimentSpec:
     prior_draws: int = 1000
     max_members: int = 0
     sha256: str = ""
+    lines: Mapping[str, str] = field(default_factory=dict)
 
     def case(self, name: str) -> Case:
         return next(c for c in self.cases if c.name == name)
+
+    def located(self, key: str) -> str:
+        """``spec.toml:12 policies``: where a top-level key is, for messages."""
+        return self.lines.get(key, f"{self.path.name} {key}")
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
@@ -234,7 +239,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         prior_draws=whole(raw.get("prior_draws", 1000), lines.where((), "prior_draws"), 0,
                           10**6),
         max_members=whole(raw.get("max_members", 0), lines.where((), "max_members"), 0),
-        sha256=file_sha256(path))
+        sha256=file_sha256(path),
+        lines={k: lines.where((), k) for k in ("baseline", "policies", "table_years")})
 
 
 # -- tables ---------------------------------------------------------------------------
@@ -272,15 +278,21 @@ def _names(value, lines: TomlLines, table: tuple, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _outputs(raw, lines: TomlLines) -> tuple[Output, ...]:
-    raw = _table(raw, lines.where((), "outputs"), "outputs ([outputs.\"Clean Share\"])")
-    if not raw:
-        raise SdInputError(f"{lines.where((), 'outputs')}: name at least one output.")
-    out = []
+def _entries(raw, key: str, allowed, lines: TomlLines, what: str, required: bool = True):
+    """``(name, table, options)`` of each ``[key.NAME]`` table, its keys checked."""
+    raw = _table(raw, lines.where((), key), f"{what}s ([{key}.NAME])")
+    if required and not raw:
+        raise SdInputError(f"{lines.where((), key)}: name at least one {what}.")
     for name, opts in raw.items():
-        table = ("outputs", name)
-        opts = _table(opts, lines.where(table), "options (better, margin)")
-        _keys(opts, OUTPUT_KEYS, lines, table)
+        table = (key, name)
+        opts = _table(opts, lines.where(table), f"settings of the {what} {name!r}")
+        _keys(opts, allowed, lines, table)
+        yield name, table, opts
+
+
+def _outputs(raw, lines: TomlLines) -> tuple[Output, ...]:
+    out = []
+    for name, table, opts in _entries(raw, "outputs", OUTPUT_KEYS, lines, "output"):
         better = opts.get("better", "higher")
         if better not in BETTER:
             raise SdInputError(f"{lines.where(table, 'better')}: {better!r} is not one of "
@@ -297,12 +309,9 @@ def _outputs(raw, lines: TomlLines) -> tuple[Output, ...]:
 
 
 def _variations(raw, lines: TomlLines) -> dict[str, Variation]:
-    raw = _table(raw, lines.where((), "variations"), "variations")
     out = {}
-    for name, opts in raw.items():
-        table = ("variations", name)
-        opts = _table(opts, lines.where(table), "a description and constants")
-        _keys(opts, VARIATION_KEYS, lines, table)
+    for name, table, opts in _entries(raw, "variations", VARIATION_KEYS, lines, "variation",
+                                      required=False):
         constants = _table(opts.get("constants", {}), lines.where(table, "constants"),
                            "constants (\"Vensim name\" = value)")
         if not constants:
@@ -315,14 +324,8 @@ def _variations(raw, lines: TomlLines) -> dict[str, Variation]:
 
 
 def _cases(raw, path: Path, lines: TomlLines) -> tuple[Case, ...]:
-    raw = _table(raw, lines.where((), "cases"), "cases ([cases.NAME])")
-    if not raw:
-        raise SdInputError(f"{lines.where((), 'cases')}: name at least one case.")
     out = []
-    for name, opts in raw.items():
-        table = ("cases", name)
-        opts = _table(opts, lines.where(table), "case settings (calibration, years)")
-        _keys(opts, CASE_KEYS, lines, table)
+    for name, table, opts in _entries(raw, "cases", CASE_KEYS, lines, "case"):
         if "calibration" not in opts:
             raise SdInputError(f"{lines.where(table)}: missing 'calibration' (the case's "
                                "set-valued calibration spec, e.g. \"leon_tanneries.toml\").")
