@@ -26,7 +26,7 @@ from math import factorial
 import numpy as np
 
 from ..outcomes.metrics import Metric, matrix, values
-from .estimates import Share, grouped, ks
+from .estimates import Share, grouped, ks, verdict
 
 #: Members per run batch (and checkpoint piece).
 CHUNK = 400
@@ -86,18 +86,8 @@ class Conclusion:
     rows: np.ndarray | None = field(default=None, repr=False)   # members (None: all)
 
     def verdict(self, agree: float) -> str:
-        """``"holds"``, ``"does not hold"``, ``"undecided"`` (fewer than ``agree`` of the
-        sets agree either way) or ``"too few sets"`` (``agree`` or more do, but the
-        Monte Carlo error leaves it possible that they do not: the 95 % bound on the
-        disagreeing share, or 3 / groups when every group agrees, exceeds 1 - agree)."""
-        s = self.share.share
-        if 1 - agree < s < agree:
-            return "undecided"
-        other = min(s, 1 - s)
-        bound = other + 1.96 * self.share.se if self.share.se > 0 else self.share.bound
-        if bound > 1 - agree + 1e-12:
-            return "too few sets"
-        return "holds" if s >= agree else "does not hold"
+        """:func:`.estimates.verdict` of the share."""
+        return verdict(self.share, agree)
 
 
 def run_members(runner, U, questions, store, key: str = "members", time=None, keep=(),

@@ -51,6 +51,21 @@ class Share:
         return 3.0 / max(self.groups, 1)
 
 
+def verdict(share: Share, agree: float) -> str:
+    """``"holds"``, ``"does not hold"``, ``"undecided"`` (fewer than ``agree`` of the
+    sets agree either way) or ``"too few sets"`` (``agree`` or more do, but the
+    Monte Carlo error leaves it possible that they do not: the 95 % bound on the
+    disagreeing share, or 3 / groups when every group agrees, exceeds 1 - agree)."""
+    s = share.share
+    if 1 - agree < s < agree:
+        return "undecided"
+    other = min(s, 1 - s)
+    bound = other + 1.96 * share.se if share.se > 0 else share.bound
+    if bound > 1 - agree + 1e-12:
+        return "too few sets"
+    return "holds" if s >= agree else "does not hold"
+
+
 def binomial(k: int, n: int) -> Share:
     """Share of ``k`` successes in ``n`` independent draws."""
     p = k / n if n else float("nan")

@@ -13,6 +13,7 @@ from .spec import ExperimentSpec
 
 #: Verdicts of a statement in a case.
 AGREES, DISAGREES, UNDECIDED = "agrees", "disagrees", "cannot decide"
+TOO_FEW = "too few sets"
 NOT_APPLICABLE, NO_SET = "not applicable", "no consistent set"
 
 
@@ -39,7 +40,9 @@ class Verdict:
     verdict : str
         :data:`AGREES` (at least ``agree`` of the set), :data:`DISAGREES` (at
         most ``1 - agree``), :data:`UNDECIDED` (the documented outcomes cannot
-        decide it), :data:`NOT_APPLICABLE` or :data:`NO_SET` (``reason`` says why).
+        decide it), :data:`TOO_FEW` (past ``agree`` but not by more than its
+        Monte Carlo error: more prior draws would tell), :data:`NOT_APPLICABLE`
+        or :data:`NO_SET` (``reason`` says why).
     share : Share or None
         Share of the set where every clause holds, with its standard error.
     prior : Share or None

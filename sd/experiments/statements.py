@@ -4,18 +4,20 @@ Every member of a behaviour-consistent set is a history the documented
 outcomes allow; a statement is answered by the share of members in which
 all its clauses hold, with the Monte Carlo standard error of that share
 computed from the independent chains (:func:`sd.calibration.estimates.grouped`).
-The verdict follows the calibration's rule: decided when at least ``agree``
-of the set agrees either way, otherwise the documented outcomes cannot
-decide it, and the inputs that would decide it are named.
+The verdict follows the calibration's rule (:func:`sd.calibration.estimates.verdict`):
+decided when at least ``agree`` of the set agrees either way and the Monte
+Carlo error cannot put it below; otherwise the documented outcomes cannot
+decide it (the inputs that would are named), or, when the share is past
+``agree`` but its error is not, the set holds too few independent chains to say.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..calibration.estimates import grouped, ks
+from ..calibration.estimates import Share, grouped, ks, verdict
 from .plan import CasePlan, cell_key, metric_name, sides
-from .result import AGREES, DISAGREES, UNDECIDED, ClauseResult, Verdict
+from .result import AGREES, DISAGREES, TOO_FEW, UNDECIDED, ClauseResult, Verdict
 from .spec import Clause, Side, Statement
 
 
@@ -40,12 +42,14 @@ def holds(statement: Statement, values: pd.DataFrame, plan: CasePlan) -> tuple[n
     return np.logical_and.reduce([h for h, _ in each]), each
 
 
-def verdict_of(share: float, agree: float) -> str:
-    if share >= agree:
-        return AGREES
-    if share <= 1 - agree:
-        return DISAGREES
-    return UNDECIDED
+#: The calibration's verdicts (:func:`sd.calibration.estimates.verdict`) in the words of a model
+#: judged against a statement.
+_WORDS = {"holds": AGREES, "does not hold": DISAGREES, "undecided": UNDECIDED,
+          "too few sets": TOO_FEW}
+
+
+def verdict_of(share: Share, agree: float) -> str:
+    return _WORDS[verdict(share, agree)]
 
 
 def answer(statement: Statement, plan: CasePlan, values: pd.DataFrame, groups: np.ndarray,
@@ -54,12 +58,12 @@ def answer(statement: Statement, plan: CasePlan, values: pd.DataFrame, groups: n
     h, each = holds(statement, values, plan)
     share = grouped(h, groups)
     clauses = tuple(_clause(cl, hc, d, groups) for cl, (hc, d) in zip(statement.clauses, each))
-    verdict = verdict_of(share.share, agree)
+    decided = verdict_of(share, agree)
     prior_share = None
     if prior is not None and len(prior):
         hp, _ = holds(statement, prior, plan)
         prior_share = grouped(hp, np.arange(len(hp)))
-    deciding = _deciding(inputs, h) if verdict == UNDECIDED else ()
+    deciding = _deciding(inputs, h) if decided in (UNDECIDED, TOO_FEW) else ()
     mechanism = []
     for var in plan.case.mechanism.get(statement.id, statement.mechanism):
         name = plan.model.variable(var).name
@@ -68,7 +72,7 @@ def answer(statement: Statement, plan: CasePlan, values: pd.DataFrame, groups: n
             x = values[column(cell, metric_name(name, year))].to_numpy(dtype=float)
             q = np.quantile(x, [0.5, 0.05, 0.95])
             mechanism.append((name, cell, year, *map(float, q)))
-    return Verdict(plan.case.name, statement.id, verdict, share, prior_share, clauses,
+    return Verdict(plan.case.name, statement.id, decided, share, prior_share, clauses,
                    deciding, tuple(mechanism))
 
 

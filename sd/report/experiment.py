@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from .._common import distinct_names
-from ..experiments.result import AGREES, DISAGREES, UNDECIDED, ExperimentResult, Verdict
+from ..experiments.result import (AGREES, DISAGREES, TOO_FEW, UNDECIDED, ExperimentResult,
+                                  Verdict)
 from ..plots import figure, plot_policy_cells, save_figure
 from .folder import write_json
 
@@ -116,9 +117,12 @@ def verdict_table(result: ExperimentResult) -> list[str]:
     for st in spec.statements:
         lines.append(f"| {st.id} | " + " | ".join(verdict_text(by[(c.name, st.id)])
                                                    for c in spec.cases) + " |")
-    lines += ["", "agrees / disagrees: at least 90% of the set says so (the share of members "
-              "where the statement holds, ± its standard error); cannot decide: the documented "
-              "outcomes leave it open. † the same verdict over draws from the prior ranges alone "
+    lines += ["", f"agrees / disagrees: at least {spec.agree:.0%} of the set says so (the share "
+              "of members where the statement holds, ± its standard error), beyond its Monte "
+              "Carlo error; cannot decide: the documented outcomes leave it open; too few sets: "
+              f"past {spec.agree:.0%}, but not by more than its Monte Carlo error (more prior "
+              "draws in the case's calibration would tell). † the same verdict over draws from "
+              "the prior ranges alone "
               "(within two standard errors): it rests on the ranges assumed in the model, not "
               "on the documented outcomes."]
     return lines
@@ -188,7 +192,7 @@ def _statement(result: ExperimentResult, st) -> list[str]:
                      f"ranges alone {_share(v.prior)}" + _moves(v))
         for c in v.clauses if len(v.clauses) > 1 else ():
             lines.append(f"  - {c.text}: holds in {_share(c.share)}")
-        if v.verdict == DISAGREES:
+        if v.verdict == DISAGREES or (v.verdict == TOO_FEW and v.share.share < 0.5):
             worst = min(v.clauses, key=lambda c: c.share.share)
             lines.append(f"  - why: the condition that fails most is \"{worst.text}\" "
                          f"(holds in {_share(worst.share)}; the difference is "
@@ -201,7 +205,7 @@ def _statement(result: ExperimentResult, st) -> list[str]:
             lines.append(f"  - mechanism, {name}: " + "; ".join(
                 f"{_v(med)} [{_v(lo)}, {_v(hi)}] under {cell} at {year:g}"
                 for n, cell, year, med, lo, hi in v.mechanism if n == name))
-        if v.verdict == UNDECIDED and v.deciding:
+        if v.verdict in (UNDECIDED, TOO_FEW) and v.deciding:
             lines.append("  - what would decide it: " + "; ".join(
                 f"{n} (median {_v(a)} where it holds, {_v(b)} where not; KS {k:.2f})"
                 for n, k, a, b in v.deciding))
@@ -214,7 +218,7 @@ def _moves(v: Verdict) -> str:
         return "."
     if v.record_moves_it:
         return ": the documented outcomes move the answer."
-    if v.verdict in (AGREES, DISAGREES):
+    if v.verdict in (AGREES, DISAGREES, TOO_FEW):
         return (": the same without the documented outcomes, so the verdict rests on the "
                 "ranges assumed in the model.")
     return ": the documented outcomes do not inform it."
