@@ -305,6 +305,22 @@ def test_cache_key_covers_external_files(tmp_path, cache):
     assert (first, second) == (70, 60)
 
 
+
+@pytest.mark.parametrize("engine", ["pysd", "fast"])
+def test_a_model_passed_by_path_rereads_an_edited_data_file(tmp_path, cache, engine):
+    """Paths are loaded once per content: the content includes the files the model reads,
+    not only the .mdl's bytes (an edited CSV used to give the old numbers in-process)."""
+    import sd
+
+    mdl = tmp_path / "m.mdl"
+    mdl.write_text(BASE.replace("\t70\n", "\tGET DIRECT CONSTANTS('data.csv', ',', 'B2')\n"),
+                   encoding="utf-8")
+    _files(tmp_path)
+    first = sd.run(mdl, engine=engine)["Room Temperature"].values[0]
+    (tmp_path / "data.csv").write_text("a,b\n1,60\n", encoding="utf-8")
+    second = sd.run(mdl, engine=engine)["Room Temperature"].values[0]
+    assert (first, second) == (70, 60)
+
 _CONCURRENT = """
 import sys
 from sd.cli import main

@@ -117,7 +117,7 @@ def recall(model, digest: str, compiler: str, digest_of) -> Artefact | None:
         derived = (model.stored or {}).get("derived")
         if not derived:
             return None
-        from ..model.stored import content_key
+        from ..model.digest import content_key
 
         old = _read(_key(digest_of(content_key(derived["from"], model.externals)), compiler))
         if old is None:

@@ -112,7 +112,7 @@ def _engine_digest() -> str:
 
 def _snapshot(model):
     """A Model is used as is (its snapshot); a path is loaded (memoised by content)."""
-    from ..model.model import as_model
+    from ..model.loading import as_model
 
     return as_model(model)
 

@@ -13,7 +13,7 @@ for good, so two runs must never share one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Mapping
@@ -116,7 +116,7 @@ class Model:
         """Content key: the model's equations (the text PySD parses, without
         the sketch, so moving a diagram element changes nothing that is
         compiled), the external files it reads and its data files."""
-        from .stored import content_key, equations_digest
+        from .digest import content_key, equations_digest
 
         key = content_key(equations_digest(self.source), self.externals)
         if not self.data_files:
@@ -264,38 +264,6 @@ class Parsed:
         return self.prepared.externals
 
 
-def load(path: str | Path, data_files=None) -> Model:
-    """Read ``path`` (a Vensim ``.mdl``) once, check it and describe its variables.
-
-    Parameters
-    ----------
-    path : str or Path
-        The Vensim model file.
-    data_files : sequence of str or Path, optional
-        ``.tab``/``.csv`` files holding the values of data variables that
-        have no equation (Vensim's data sources; :mod:`sd.model.datafiles`).
-
-    Returns
-    -------
-    Model
-
-    Raises
-    ------
-    SdInputError
-        The file is missing, is not a ``.mdl``, is not UTF-8 or Latin-1 text,
-        cannot be parsed (the message gives the line), or holds a text that
-        could reach generated code (the message names the variable).
-    """
-    path = Path(path)
-    check_path(path)
-    model = from_file(source_mod.read(path))
-    files = datafiles.read(data_files)
-    if files:
-        datafiles.check(model.path, model.abstract, files)
-        model = replace(model, data_files=files)
-    return model
-
-
 #: Model file suffixes: Vensim, then XMILE (Stella, iThink, Simlin).
 SUFFIXES = (".mdl", *source_mod.XMILE_SUFFIXES)
 
@@ -310,36 +278,6 @@ def check_path(path: Path) -> None:
     if path.suffix.lower() not in SUFFIXES:
         raise SdInputError(f"{path}: expected a Vensim model file ending in .mdl, or an "
                            "XMILE model (.xmile, .stmx, .itmx).")
-
-
-_BY_CONTENT: dict = {}
-
-
-def as_model(model) -> Model:
-    """``model`` if it is a loaded :class:`Model` (its snapshot); else the path
-    of a ``.mdl``, loaded once per content (the bytes' hash), so callers that
-    pass paths repeatedly do not parse again, and an edited file is read anew."""
-    if isinstance(model, Model):
-        return model
-    path = Path(model)
-    check_path(path)
-    src = source_mod.read(path)
-    key = (str(src.path), src.sha256)
-    if key not in _BY_CONTENT:
-        _BY_CONTENT[key] = from_file(src)
-    return _BY_CONTENT[key]
-
-
-def from_file(src: source_mod.Source) -> Model:
-    """:func:`from_source`, or the model's description from the cache when
-    this text was loaded before (:mod:`sd.model.stored`: no parse at all)."""
-    from . import stored
-
-    model = stored.recall(src)
-    if model is None:
-        model = from_source(src, stored.previous_names(src))
-        stored.keep(model)
-    return model
 
 
 def from_source(src: source_mod.Source, known_names: dict | None = None,

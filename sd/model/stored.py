@@ -42,6 +42,7 @@ from pathlib import Path
 from .._common import file_sha256
 from ..errors import SdInputError, canon
 from . import cache, entries as entries_mod
+from .digest import equations_digest
 from .source import Source
 
 KIND = "model"
@@ -101,7 +102,7 @@ def describe(model) -> dict:
                          for name, value in [entries_mod.literal(e) or (None, None)]
                          if name is not None},
         },
-        "equations": _equations_digest(src=model.source),
+        "equations": equations_digest(model.source),
         "loader": _loader_digest(),
         "derived": None,
     }
@@ -186,7 +187,7 @@ def _derive(src: Source) -> dict | None:
     if not changed:
         return None
     return {**previous, "entries": {"digests": digests, "literals": literals},
-            "equations": _equations_digest(src),
+            "equations": equations_digest(src),
             "derived": {"from": previous["equations"], "constants": changed}}
 
 
@@ -195,31 +196,7 @@ def _key(src: Source) -> str:
     h = hashlib.sha256(f"sd model description {FORMAT} {cache.FORMAT}".encode())
     h.update(_loader_digest().encode())
     h.update(str(src.path).encode("utf-8", "surrogatepass") + b"\0")
-    h.update(_equations_digest(src).encode())
-    return h.hexdigest()
-
-
-def content_key(equations: str, externals) -> str:
-    """:attr:`Model.key <sd.model.model.Model.key>`: the digest of the
-    equations' text and the external files (by stored name and hash)."""
-    h = hashlib.sha256(equations.encode())
-    for ext in sorted(externals, key=lambda e: e.stored):
-        h.update(f" {ext.stored} {ext.sha256}".encode())
-    return h.hexdigest()
-
-
-def equations_digest(src: Source) -> str:
-    return _equations_digest(src)
-
-
-def _equations_digest(src: Source) -> str:
-    from .sanitize import aliases
-
-    h = hashlib.sha256(entries_mod.equations_text(src.text).encode("utf-8", "surrogatepass"))
-    # the data aliases ('?name') sit in the settings after the sketch, and decide
-    # which files the equations read
-    for name, file in sorted(aliases(src.text).items()):
-        h.update(f"\0alias {name}={file}".encode("utf-8", "surrogatepass"))
+    h.update(equations_digest(src).encode())
     return h.hexdigest()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from .._common import deep_recursion
 from ..errors import SdInputError
 from ..model import Model
-from ..model.model import as_model
+from ..model.loading import as_model
 
 #: ``auto``: the fast engine where it supports the model, else PySD (with a
 #: warning naming the construct it refused); ``fast`` or ``pysd``: only that.

@@ -30,7 +30,7 @@ from .. import provenance
 from .._common import time_text
 from ..errors import SdInputError, SdRuntimeError, canon
 from ..model import Model
-from ..model.model import as_model
+from ..model.loading import as_model
 from ..model.timing import settings as time_settings
 from ..scenarios import Scenario, validate
 from . import pysd_backend
