@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..outcomes import targets as outcomes
-from ..simulation import Simulator, failed_runs, run_many
+from ..simulation import Simulator, failed_runs, read_at, run_many
 
 #: A violation at most this is zero (rounding of window interpolation).
 ZERO = 1e-12
@@ -97,11 +97,14 @@ class Runner:
         self.failures: list[str] = []
         self.time = settings(simulator.model)
         self.simulator_start = self.time.initial_time
+        # data off the save grid are read between the integration steps around them
+        self.read_time, self.read_times = read_at(simulator, outcomes.times(rule.targets))
 
-    def simulate(self, U, constants=None, variables=None, time=None, forced=None):
+    def simulate(self, U, constants=None, variables=None, time=None, forced=None, times=None):
         """``Dataset(run, time)`` of the rows ``U`` with ``constants`` on top
-        (a scenario's switches), optional time settings and variables held on
-        given paths (``forced``, see :func:`sd.simulation.run_many`); failed runs blank."""
+        (a scenario's switches), optional time settings, saved ``times`` and variables
+        held on given paths (``forced``, see :func:`sd.simulation.run_many`); failed
+        runs blank."""
         from ..scenarios import Scenario
 
         frame = self.inputs.frame(U)
@@ -109,7 +112,7 @@ class Runner:
             frame[name] = value
         scenario = Scenario(name="set", time=dict(time or {})) if time else None
         extra = {"forced": forced} if forced else {}
-        ds = run_many(self.simulator, frame, scenario=scenario,
+        ds = run_many(self.simulator, frame, scenario=scenario, times=times,
                       variables=variables or self.variables, on_failure="record", **extra)
         self.runs += len(frame)
         if self.progress is not None:
@@ -121,7 +124,8 @@ class Runner:
 
     def __call__(self, U, constants=None) -> tuple[np.ndarray, np.ndarray]:
         """(violations, summaries) of the rows ``U``."""
-        return self.rule.violations(self.simulate(U, constants))
+        return self.rule.violations(self.simulate(U, constants, time=self.read_time,
+                                                  times=self.read_times))
 
 
 def frame_of(inputs, U) -> pd.DataFrame:

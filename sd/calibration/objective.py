@@ -14,7 +14,8 @@ import pandas as pd
 import xarray as xr
 
 from ..outcomes import targets as outcomes
-from ..simulation import Simulator, failed_runs, run_many
+from ..scenarios import Scenario
+from ..simulation import Simulator, failed_runs, read_at, run_many
 from .spec import Spec
 
 #: Residual given to every target of a run that produced NaN/inf: large enough
@@ -38,6 +39,9 @@ class Objective:
     def __init__(self, simulator: Simulator, spec: Spec, progress=None):
         self.simulator, self.spec, self.progress = simulator, spec, progress
         self.variables = outcomes.variables(spec.targets)
+        # data off the save grid are read between the integration steps around them
+        time, self.times = read_at(simulator, outcomes.times(spec.targets))
+        self.scenario = Scenario(name="fit", time=time) if time else None
         # range and pattern outcomes: constraints, not likelihoods (see uncertainty)
         self.hinge = np.array([t.kind != "point" for t in spec.targets], dtype=bool)
         self.nfev = 0
@@ -56,7 +60,8 @@ class Objective:
         fixed = {k: v for k, v in self.spec.fixed.items() if k not in samples.columns}
         if fixed:
             samples = samples.assign(**fixed)
-        ds = run_many(self.simulator, samples, variables=self.variables, on_failure="record")
+        ds = run_many(self.simulator, samples, scenario=self.scenario, variables=self.variables,
+                      times=self.times, on_failure="record")
         self.nfev += len(samples)
         if self.progress is not None:
             self.progress(len(samples))

@@ -20,7 +20,12 @@ of chi-square with one degree of freedom. Two kinds of profile, chosen by
 
 A profile that never rises by the threshold anywhere within the bounds is
 *flat*: the data do not identify that parameter, and its interval is
-reported as null with a warning.
+reported as null with a warning. A profile that rises on one side only bounds
+the parameter on that side (the interval is open at the other bound): the
+data give a bound, not a value, and the parameter is reported as not
+identified (practical non-identifiability, Raue et al. 2009), unless the
+interval is narrow (at most :data:`OPEN_IDENTIFIED_WIDTH` of the range: a
+value the data push against a physical bound, such as a rate near 0).
 
 Only point outcomes (Gaussian errors) enter the deviance the threshold is
 applied to. Range and pattern outcomes are hard constraints, not
@@ -65,6 +70,10 @@ PROFILE_RUNS_PER_POINT = 100
 #: intervals by < 0.5 % when one bisection was added, at 30 % more runs.
 BISECTIONS = 0
 
+#: An interval open at one bound identifies its parameter only when it spans at most
+#: this share of the range (the set-valued default ``identified_width``).
+OPEN_IDENTIFIED_WIDTH = 0.25
+
 
 @dataclass(frozen=True)
 class Uncertainty:
@@ -99,6 +108,17 @@ class Uncertainty:
     mcmc: np.ndarray | None = field(default=None, repr=False)
     kind: str = "optimised"
     profile_nfev: Mapping = field(default_factory=dict)
+
+
+def identified(unc, parameter) -> bool:
+    """Whether the fit identifies ``parameter``: its interval is closed on both
+    sides, or open at one bound but narrow (see the module docstring)."""
+    ci = None if unc is None else unc.ci.get(parameter.name)
+    if ci is None:
+        return False
+    if not unc.open_ends.get(parameter.name):
+        return True
+    return ci[1] - ci[0] <= OPEN_IDENTIFIED_WIDTH * (parameter.high - parameter.low)
 
 
 def deviance(objective, res) -> np.ndarray:
@@ -173,6 +193,12 @@ def analyse(objective, u_best: np.ndarray) -> Uncertainty:
         else:
             ci[p.name] = (float(p.from_unit(lo)), float(p.from_unit(hi)))
             ends[p.name] = open_
+            if open_ and hi - lo > OPEN_IDENTIFIED_WIDTH:
+                side = "below" if open_ == ["high"] else "above"
+                notes.append(f"{p.name}: the profile rises by {CHI2_95} on one side only: the "
+                             f"data bound it {side} (95% interval [{ci[p.name][0]:.4g}, "
+                             f"{ci[p.name][1]:.4g}], open at the {open_[0]} bound) but do not "
+                             "identify a value.")
     corr = correlations(objective, u_best)
     sample, note = _mcmc(objective, u_best)
     if note:

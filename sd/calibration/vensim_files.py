@@ -37,7 +37,7 @@ from pathlib import Path
 
 from .._common import number, read_text, run_limit, seed, whole
 from ..errors import SdInputError, suggest
-from ..outcomes.targets import Target
+from ..outcomes.targets import Target, check_duplicates
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _VOC_LINE = re.compile(rf"^\s*({_NUM})\s*<=\s*(.+?)\s*(?:=\s*({_NUM})\s*)?<=\s*({_NUM})\s*$")
@@ -139,6 +139,7 @@ def read_vpd(path: str | Path, data_file: str | Path) -> tuple[Target, ...]:
             targets.append(Target(variable=var, kind="point", time=t, value=v, sigma=1.0 / w,
                                   source=f"{data_file.name} via {path.name}",
                                   note="Vensim payoff element", where=where))
+    check_duplicates(targets)
     return tuple(targets)
 
 

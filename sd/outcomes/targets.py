@@ -45,7 +45,7 @@ import numpy as np
 import xarray as xr
 
 from .._common import number, read_text, time_text
-from ..errors import SdInputError, suggest
+from ..errors import SdInputError, canon, suggest
 from .metrics import Metric, matrix, values
 
 #: Every kind of target and the columns it needs.
@@ -185,6 +185,7 @@ def load(path: str | Path) -> tuple[Target, ...]:
         if absent:
             raise SdInputError(f"{path}:1: without a 'kind' column the file holds point "
                                f"observations and needs column(s) {', '.join(absent)}.")
+    _check_columns(header, path)
     targets = []
     for line, row in rows[1:]:
         if len(row) > len(header):
@@ -194,7 +195,44 @@ def load(path: str | Path) -> tuple[Target, ...]:
         targets.append(_target(fields, f"{path}:{line}"))
     if not targets:
         raise SdInputError(f"{path}: no targets below the header.")
+    check_duplicates(targets)
     return tuple(targets)
+
+
+#: Every column a documented-outcomes file may have.
+COLUMNS = ("variable", "kind", "time", "time_end", "value", "low", "high", "sigma", "weight",
+           "source", "note")
+
+
+def _check_columns(header: list[str], path: Path) -> None:
+    """A column named twice, or a misspelt known column (silently ignored, it would
+    drop e.g. every weight), is refused; other extra columns (units, comments) are
+    the file's own and are ignored."""
+    for i, name in enumerate(header):
+        if name in header[:i]:
+            raise SdInputError(f"{path}:1: column {name!r} appears twice in the header.")
+        hint = suggest(name, COLUMNS, n=1) if name not in COLUMNS else ""
+        if hint and name:
+            raise SdInputError(f"{path}:1: unknown column {name!r}; the columns are "
+                               f"{', '.join(COLUMNS)}.{hint}")
+
+
+def check_duplicates(targets) -> None:
+    """Refuse a row given twice and two point observations of one variable at one
+    time: counted twice, the same datum would narrow every interval as if it had
+    been measured twice."""
+    seen: dict = {}
+    for t in targets:
+        key = (canon(t.variable), t.kind, t.time) if t.kind == "point" else \
+            (canon(t.variable), t.kind, t.time, t.time_end, t.low, t.high, t.value, t.sigma)
+        if key in seen:
+            what = (f"a second observation of {t.variable} at {time_text(t.time)}"
+                    if t.kind == "point" else "the same outcome again")
+            raise SdInputError(
+                f"{t.where}: {what} (first at line {seen[key].where.rsplit(':', 1)[-1]}). Remove the "
+                "copy; independent measurements of one value at one time are one point: "
+                "their mean, with sigma / sqrt(n).")
+        seen[key] = t
 
 
 def _target(fields: dict, where: str) -> Target:
@@ -315,6 +353,18 @@ def met(targets, residuals: np.ndarray) -> np.ndarray:
         r = abs(residuals[j])
         out[j] = r <= POINT_MET_SIGMAS * max(t.weight, 1e-300) if t.kind == "point" else r <= 1e-12
     return out
+
+
+def times(targets) -> list[float]:
+    """The times at which the targets read a trajectory: every point's time and the
+    ends of every window (a ``peak_time`` reads the whole run)."""
+    out = []
+    for t in targets:
+        if t.kind == "point":
+            out.append(t.time)
+        elif t.kind != "peak_time":
+            out += [t.time, t.time_end]
+    return sorted(set(out))
 
 
 def variables(targets) -> list[str]:

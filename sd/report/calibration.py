@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .._common import atomic_write_text, number_text, time_text
+from ..calibration.uncertainty import identified
 from ..plots import figure, plot_fit, save_figure
 from ..scenarios import write_cin
 
@@ -21,8 +22,8 @@ def write_all(result, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "fit.json", json.dumps(to_json(result), indent=2) + "\n")
     atomic_write_text(out / "report.md", markdown(result))
-    unidentified = [p.name for p in result.spec.parameters if result.uncertainty is None
-                    or result.uncertainty.ci.get(p.name) is None]
+    unidentified = [p.name for p in result.spec.parameters
+                    if not identified(result.uncertainty, p)]
     write_cin(out / "calibrated.cin", result.values,
               header=f"Fitted by sd calibrate {result.spec.path.name} "
                      f"(payoff {result.payoff:.6g}, {result.n_met}/{len(result.targets)} "
@@ -44,13 +45,14 @@ def to_json(result) -> dict:
     for p in result.spec.parameters:
         ci = None if unc is None else unc.ci.get(p.name)
         # a value only where the data identify it (a profile that rises to the
-        # threshold); otherwise the accepted range is the bounds, and no point
-        identified = ci is not None
-        params[p.name] = {"identified": identified,
-                          "value": result.values[p.name] if identified else None,
+        # threshold on both sides, or narrow against a bound); otherwise no point,
+        # and the accepted range is the interval (a one-sided bound) or the bounds
+        known = identified(unc, p)
+        params[p.name] = {"identified": known,
+                          "value": result.values[p.name] if known else None,
                           "low": p.low, "high": p.high,
                           "init": p.init, "ci": None if ci is None else [ci[0], ci[1]],
-                          "accepted_range": [ci[0], ci[1]] if identified else [p.low, p.high],
+                          "accepted_range": [p.low, p.high] if ci is None else [ci[0], ci[1]],
                           "ci_open_at": [] if unc is None else list(unc.open_ends.get(p.name, []))}
     targets = []
     for t in result.targets:
@@ -123,7 +125,10 @@ def markdown(result) -> str:
         text = "not identified (flat profile): any value in the bounds" if ci is None else \
             f"[{number_text(ci[0])}, {number_text(ci[1])}]" \
             + (f" (open at {', '.join(ends)} bound)" if ends else "")
-        value = number_text(result.values[p.name], 5) if ci is not None else "-"
+        known = identified(unc, p)
+        if ci is not None and not known:
+            text = "not identified (a one-sided bound): " + text
+        value = number_text(result.values[p.name], 5) if known else "-"
         lines.append(f"| {p.name} | {value} | [{p.low:g}, {p.high:g}] | {text} |")
     lines += _correlations(spec, unc) + _posterior(spec, unc) + _targets(result) + _warnings(result)
     if result.explanation is not None:

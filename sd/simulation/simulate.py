@@ -143,6 +143,47 @@ def failed_runs(ds: xr.Dataset) -> dict:
     return {k: v for k, v in json.loads(ds.attrs.get("failed_runs", "[]"))}
 
 
+def read_at(model, times) -> tuple[dict, list[float] | None]:
+    """How to save runs whose values are read at ``times`` (e.g. data times).
+
+    Values between two saved times are read by linear interpolation
+    (:mod:`sd.outcomes.metrics`). Between two points of the SAVEPER grid that
+    is an approximation, often far coarser than the data's errors (a yearly
+    grid read at 2.3 misses the curvature of a diffusion by several per cent),
+    so every time off the save grid is read between the two integration steps
+    around it instead: the model's own values, interpolated over one TIME STEP.
+
+    Parameters
+    ----------
+    model : Model or Simulator
+    times : iterable of float
+        Times within the run.
+
+    Returns
+    -------
+    (time, saved) : (dict, list of float or None)
+        ``({}, None)`` when every time is a saved time; else the time settings
+        that save every step (``{"saveper": TIME STEP}``) and the saved times to
+        keep (the save grid and the steps around each time), for
+        :func:`run_many`'s ``scenario`` and ``times``.
+    """
+    from ..engine.runtime import time_grid
+
+    s = time_settings(_model(model))
+    steps, saved, labels = time_grid(s.initial_time, s.final_time, s.time_step, s.saveper)
+    keep = saved.copy()
+    for t in np.atleast_1d(np.asarray(list(times), dtype=float)):
+        tol = 1e-9 * max(1.0, abs(t))
+        if np.any(saved & (np.abs(labels - t) <= tol)):
+            continue
+        i = int(np.clip(np.searchsorted(steps, t, side="right") - 1, 0, len(steps) - 1))
+        keep[i] = True
+        keep[min(i + 1, len(steps) - 1)] = True
+    if np.array_equal(keep, saved):
+        return {}, None
+    return {"saveper": s.time_step}, [float(x) for x in labels[keep]]
+
+
 # -- the fast engine --------------------------------------------------------------------
 def _single(sim: Simulator, scenario: Scenario, names) -> xr.Dataset:
     if sim.engine == "fast":
