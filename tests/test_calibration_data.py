@@ -99,3 +99,56 @@ def test_a_one_sided_interval_is_a_bound_not_an_estimate():
     assert identified(Uncertainty({"Rate": (0.2, 0.9)}, {"Rate": []}, {}, None), p)
     assert not identified(Uncertainty({"Rate": None}, {}, {}, None), p)
     assert not identified(None, p)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("variable,time,value,sigma\nAdopters,1,20,1\nadopters,1.0,25,1\n",
+     r"obs\.csv:3: a second observation of adopters at 1 \(first at .*obs\.csv:2\)"),
+    ("variable,kind,time,time_end,low,high\nAdopters,range,1,2,0,5\nAdopters,range,1,2,0,5\n",
+     r"obs\.csv:3: the same outcome again"),
+    ("variable,time,value,sigmaa\nAdopters,1,20,1\n", r"obs\.csv:1: unknown column 'sigmaa'.*"
+     r"Did you mean 'sigma'"),
+    ("variable,time,value,sigma,time\nAdopters,1,20,1,2\n", r"column 'time' appears twice"),
+    ("variable,time,value,sigma\nAdopters,1,20,-1\n", r"obs\.csv:2: .*sigma > 0"),
+    ("variable,time,value,sigma\nAdopters,1,nan,1\n", r"obs\.csv:2: value: expected a finite"),
+])
+def test_malformed_outcomes_name_the_line(tmp_path, text, match):
+    from sd.errors import SdInputError
+    from sd.outcomes.targets import load as load_targets
+
+    (tmp_path / "obs.csv").write_text(text)
+    with pytest.raises(SdInputError, match=match):
+        load_targets(tmp_path / "obs.csv")
+
+
+def test_extra_columns_of_the_file_are_ignored(tmp_path):
+    from sd.outcomes.targets import load as load_targets
+
+    (tmp_path / "obs.csv").write_text("variable,time,value,sigma,units\nAdopters,1,20,1,person\n")
+    assert load_targets(tmp_path / "obs.csv")[0].value == 20
+
+
+@pytest.mark.parametrize("name, text", [
+    ("across.csv", "Time,2.3,9\nAdopt Data,98,700\n"),          # Vensim's export, times across
+    ("across.tab", "Time\t2.3\t9\nAdopt Data\t98\t700\n"),
+    ("down.tab", "Time\tAdopt Data\n2.3\t98\n9\t700\n"),
+    ("down.csv", "time,Adopt Data\n2.3,98\n9,700\n"),
+])
+def test_vpd_data_in_every_vensim_layout(tmp_path, name, text):
+    from sd.calibration.vensim_files import read_vpd
+
+    (tmp_path / "p.vpd").write_text("*C\nAdopters|Adopt Data/0.5\n")
+    (tmp_path / name).write_text(text)
+    targets = read_vpd(tmp_path / "p.vpd", tmp_path / name)
+    assert [(t.time, t.value, t.sigma) for t in targets] == [(2.3, 98, 2), (9, 700, 2)]
+    assert targets[0].where.startswith(f"{tmp_path / name}:")
+
+
+def test_vpd_data_given_twice_is_refused(tmp_path):
+    from sd.calibration.vensim_files import read_vpd
+    from sd.errors import SdInputError
+
+    (tmp_path / "p.vpd").write_text("*C\nAdopters|A/1\n")
+    (tmp_path / "d.csv").write_text("time,A\n1,20\n1,21\n")
+    with pytest.raises(SdInputError, match=r"d\.csv:3 .*second observation of Adopters at 1"):
+        read_vpd(tmp_path / "p.vpd", tmp_path / "d.csv")

@@ -20,7 +20,8 @@ What is accepted (from the Vensim reference, "Optimization Control" and
     The data come from a CSV given beside the ``.vpd`` (spec key
     ``data_file``): either a ``time`` column and one column per data variable,
     or Vensim's export layout (one row per variable, its name in the first
-    column, times in the header). Empty cells are missing data.
+    column, times in the header, whose first cell may be ``Time``); commas or
+    tabs (a ``.tab`` file). Empty cells are missing data.
 
 Encodings: ``.voc`` and ``.vpd`` files are read as UTF-8 or, when they are
 not valid UTF-8, as Latin-1 (Windows-1252), which older Vensim versions
@@ -135,34 +136,71 @@ def read_vpd(path: str | Path, data_file: str | Path) -> tuple[Target, ...]:
         if data_var not in data:
             raise SdInputError(f"{where}: data variable {data_var!r} is not in {data_file}."
                                + suggest(data_var, data))
-        for t, v in data[data_var]:
+        for t, v, line in data[data_var]:
             targets.append(Target(variable=var, kind="point", time=t, value=v, sigma=1.0 / w,
                                   source=f"{data_file.name} via {path.name}",
-                                  note="Vensim payoff element", where=where))
+                                  note="Vensim payoff element", where=f"{line} ({where})"))
     check_duplicates(targets)
     return tuple(targets)
 
 
-def _read_data(path: Path) -> dict[str, list[tuple[float, float]]]:
+def _read_data(path: Path) -> dict[str, list[tuple[float, float, str]]]:
+    """``{data variable: [(time, value, "file:line"), ...]}`` from either layout.
+
+    Times down (a ``time`` column, one column per variable) or times across
+    (Vensim's export: a header of times, whose first cell may be ``Time``, and
+    one row per variable); comma- or tab-separated (Vensim's ``.tab``).
+    """
     if not path.is_file():
         raise SdInputError(f"Payoff data file not found: {path}.")
     text = read_text(path, "Payoff data file")
-    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r and any(c.strip() for c in r)]
+    first = text.lstrip().split("\n", 1)[0]
+    delimiter = "\t" if path.suffix.lower() == ".tab" or ("\t" in first and "," not in first) \
+        else ","
+    rows = [(line, r) for line, r in enumerate(csv.reader(io.StringIO(text, newline=""),
+                                                          delimiter=delimiter), start=1)
+            if r and any(c.strip() for c in r)]
     if len(rows) < 2:
         raise SdInputError(f"{path}: expected a header and data rows.")
-    if rows[0][0].strip().lower() == "time":
-        names = [c.strip() for c in rows[0][1:]]
+    head_line, head = rows[0]
+    if head[0].strip().lower() == "time" and not _all_numbers(head[1:]):
+        names = [c.strip() for c in head[1:]]
+        _unique(names, f"{path}:{head_line}", "column")
         series = {n: [] for n in names}
-        for line, row in enumerate(rows[1:], start=2):
-            t = _num(row[0], f"{path}:{line}")
+        for line, row in rows[1:]:
+            where = f"{path}:{line}"
+            t = _num(row[0], where)
             for n, cell in zip(names, row[1:]):
                 if cell.strip():
-                    series[n].append((t, _num(cell, f"{path}:{line}")))
+                    series[n].append((t, _num(cell, where), where))
         return series
-    times = [_num(c, f"{path}:1") for c in rows[0][1:]]
-    return {row[0].strip(): [(t, _num(c, f"{path}:{line}")) for t, c in zip(times, row[1:])
-                             if c.strip()]
-            for line, row in enumerate(rows[1:], start=2)}
+    times = [_num(c, f"{path}:{head_line}") for c in head[1:] if c.strip()]
+    series = {}
+    for line, row in rows[1:]:
+        where = f"{path}:{line}"
+        name = row[0].strip()
+        if name in series:
+            raise SdInputError(f"{where}: data variable {name!r} appears twice.")
+        if any(c.strip() for c in row[1 + len(times):]):
+            raise SdInputError(f"{where}: {len(row) - 1} values but {len(times)} times in the "
+                               "header.")
+        series[name] = [(t, _num(c, where), where) for t, c in zip(times, row[1:])
+                        if c.strip()]
+    return series
+
+
+def _all_numbers(cells) -> bool:
+    try:
+        [float(c) for c in cells if c.strip()]
+    except ValueError:
+        return False
+    return True
+
+
+def _unique(names, where: str, what: str) -> None:
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise SdInputError(f"{where}: {what} {n!r} appears twice.")
 
 
 def _num(text: str, where: str) -> float:

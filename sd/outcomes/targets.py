@@ -175,6 +175,7 @@ def load(path: str | Path) -> tuple[Target, ...]:
                            "'variable,kind,time,time_end,value,low,high,sigma,source,note'.")
     _, header = rows[0]
     header = [h.strip().lower() for h in header]
+    _check_columns(header, path)
     if "variable" not in header or "time" not in header:
         missing = [c for c in ("variable", "time") if c not in header]
         raise SdInputError(f"{path}:1: missing column(s) {', '.join(missing)}; the header is "
@@ -185,7 +186,6 @@ def load(path: str | Path) -> tuple[Target, ...]:
         if absent:
             raise SdInputError(f"{path}:1: without a 'kind' column the file holds point "
                                f"observations and needs column(s) {', '.join(absent)}.")
-    _check_columns(header, path)
     targets = []
     for line, row in rows[1:]:
         if len(row) > len(header):
@@ -224,12 +224,13 @@ def check_duplicates(targets) -> None:
     seen: dict = {}
     for t in targets:
         key = (canon(t.variable), t.kind, t.time) if t.kind == "point" else \
-            (canon(t.variable), t.kind, t.time, t.time_end, t.low, t.high, t.value, t.sigma)
+            (canon(t.variable), t.kind) + tuple(None if np.isnan(x) else x for x in (
+                t.time, t.time_end, t.low, t.high, t.value, t.sigma))
         if key in seen:
             what = (f"a second observation of {t.variable} at {time_text(t.time)}"
                     if t.kind == "point" else "the same outcome again")
             raise SdInputError(
-                f"{t.where}: {what} (first at line {seen[key].where.rsplit(':', 1)[-1]}). Remove the "
+                f"{t.where}: {what} (first at {seen[key].where}). Remove the "
                 "copy; independent measurements of one value at one time are one point: "
                 "their mean, with sigma / sqrt(n).")
         seen[key] = t
