@@ -10,7 +10,9 @@ lookup ran code at parse time. This module replaces that ``eval`` with
 parser modules for the life of the process.
 
 The text is first passed through :mod:`sd.model.prepass` (Vensim syntax
-PySD's grammar lacks, rewritten line for line). Errors become
+PySD's grammar lacks, rewritten line for line); a DELAY MATERIAL with a
+constant delay time becomes the DELAY FIXED it equals (:mod:`sd.model.material`).
+Errors become
 :class:`SdInputError` naming the file, the line and, when it can be found,
 the variable.
 """
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from .._common import deep_recursion
 from ..errors import SdInputError
-from . import prepass
+from . import material, prepass
 from .source import Source
 
 _LOCK = threading.Lock()
@@ -142,7 +144,9 @@ def _parse_file(source: Source, mdl: Path):
             try:
                 vf = VensimFile(mdl, encoding="utf-8")
                 _parse_entries(vf)
-                return vf.get_abstract_model()
+                abstract = vf.get_abstract_model()
+                material.fix(abstract)
+                return abstract
             except RecursionError:
                 raise SdInputError(f"{source.path}: an equation is nested too deeply to "
                                    "parse.") from None

@@ -27,6 +27,15 @@ parsed and checked like any model text:
   Vensim's forms of the control variables written so that their units do
   not enter unit checks; the value is the same. PySD's builder fails on them
   (``KeyError: 'time_step$'``), so the ``$`` is dropped.
+* line continuations followed by spaces (``a +\\`` then ``  b``, as typed by
+  hand): PySD joins a ``\\`` line to the next only when a tab follows the
+  line break, as Vensim writes it; the blanks become that tab.
+* ``SINTEG(rate, initial, min, max, quant, spec, thresh)``, Vensim's integral
+  that never leaves ``[min, max]`` and returns ``spec`` when within ``thresh``
+  of it (the last five numbers or ``:NA:``): PySD lacks it. It is written as
+  the INTEG whose Euler step lands on the restricted value,
+  ``INTEG((R(x + rate * TIME STEP) - x) / TIME STEP, R(initial))``. A
+  ``quant`` other than ``:NA:`` is left as written and refused by name.
 """
 from __future__ import annotations
 
@@ -34,6 +43,7 @@ import re
 
 #: Where the equations end and the sketch begins.
 _SKETCH = "\\\\\\---///"
+_CONTINUATION = re.compile(r"\\[ \t]*\n[ \t]*(?=\S)")
 _DOLLAR = re.compile(r"(?i)\b(time|time[ _]+step|initial[ _]+time|final[ _]+time|saveper)[ \t]*\$")
 
 
@@ -41,6 +51,7 @@ def rewrite(text: str) -> str:
     """``text`` with the rewrites of the module docstring applied."""
     end = text.find(_SKETCH)
     head, tail = (text, "") if end < 0 else (text[:end], text[end:])
+    head = _CONTINUATION.sub("\\\\\n\t", head)
     extra: list = []
     body = _equations(head, _output_macros(head), extra)
     return body + "".join(extra) + tail
@@ -98,6 +109,9 @@ def _element(equation: str, macros: dict, extra: list) -> str:
     m = _EMPTY_DATA.match(equation)
     if m:
         return m.group(1) + " :INTERPOLATE:" + m.group(2)
+    m = _SINTEG.match(equation)
+    if m:
+        equation = _sinteg(equation, m)
     m = _FLAT_LOOKUP.match(equation)
     if m:
         values = [v.strip(" \t\n\\") for v in m.group(2).split(",")]
@@ -107,6 +121,44 @@ def _element(equation: str, macros: dict, extra: list) -> str:
             lines = equation.count("\n") - m.group(1).count("\n")
             return f"{m.group(1)}({pairs})" + "\n" * lines
     return _dollar(equation)
+
+
+_SINTEG = re.compile(rf"\A(\s*({_NAME}{_SUBS})\s*=\s*)SINTEG\s*\(", re.I)
+_NA = re.compile(r"\A:NA:\Z", re.I)
+
+
+def _sinteg(equation: str, m) -> str:
+    """``x = SINTEG(...)`` as an INTEG (module docstring); as written when its
+    arguments are not Vensim's (two expressions, five numbers or ``:NA:``)."""
+    start = m.end()
+    depth, end = 1, start
+    while end < len(equation) and depth:
+        depth += {"(": 1, ")": -1}.get(equation[end], 0)
+        end += 1
+    if depth or equation[end:].strip(" \t\n\\"):
+        return equation
+    args = [a.replace("\\\n", " ").strip(" \t\n\\") for a in _split_top(equation[start:end - 1])]
+    if len(args) != 7:
+        return equation
+    limits = [None if _NA.match(a) else a for a in args[2:]]
+    if any(a is not None and not re.fullmatch(_NUMBER, a) for a in limits) or limits[2]:
+        return equation
+    low, high, _, spec, thresh = limits
+
+    def restrict(v: str) -> str:
+        if spec is not None and thresh is not None:
+            v = f"IF THEN ELSE(ABS({v} - ({spec})) < {thresh}, {spec}, {v})"
+        if low is not None:
+            v = f"MAX({low}, {v})"
+        if high is not None:
+            v = f"MIN({high}, {v})"
+        return v
+
+    x = m.group(2).strip()
+    rate, initial = args[0], args[1]
+    new = (f"{m.group(1)}INTEG(({restrict(f'{x} + ({rate}) * TIME STEP')} - {x}) / TIME STEP, "
+           f"{restrict(f'({initial})')})")
+    return new + "\n" * (equation.count("\n") - new.count("\n"))
 
 
 _MACRO_HEADER = re.compile(r":MACRO:\s*([^(\n]+?)\s*\(([^()]*)\)", re.S)

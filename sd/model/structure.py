@@ -76,6 +76,13 @@ def _functions(abstract, source: Source) -> None:
                     if fn in known or fn in functionspace or fn == "a_function_of":
                         continue
                     missing.setdefault(fn.upper().replace("_", " "), el.name)
+    if "DELAY MATERIAL" in missing:
+        raise SdInputError(
+            f"{_where(source, missing['DELAY MATERIAL'])}: DELAY MATERIAL in "
+            f"{missing['DELAY MATERIAL']!r} has a delay time that may change during the run "
+            "(or is not written directly after the equal sign): sd runs DELAY MATERIAL only "
+            "with a constant delay time (then it is DELAY FIXED). Make the delay time a "
+            "constant, or use DELAY FIXED, DELAY3 or DELAY N.")
     if missing:
         first = next(iter(missing.values()))
         raise SdInputError(
