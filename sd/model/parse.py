@@ -11,7 +11,8 @@ parser modules for the life of the process.
 
 The text is first passed through :mod:`sd.model.prepass` (Vensim syntax
 PySD's grammar lacks, rewritten line for line); a DELAY MATERIAL with a
-constant delay time becomes the DELAY FIXED it equals (:mod:`sd.model.material`).
+constant delay time becomes the DELAY FIXED it equals (:mod:`sd.model.material`),
+and ``:AND:`` binds tighter than ``:OR:`` (:mod:`sd.model.precedence`).
 Errors become
 :class:`SdInputError` naming the file, the line and, when it can be found,
 the variable.
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from .._common import deep_recursion
 from ..errors import SdInputError
-from . import material, prepass
+from . import material, precedence, prepass
 from .source import Source
 
 _LOCK = threading.Lock()
@@ -146,6 +147,7 @@ def _parse_file(source: Source, mdl: Path):
                 _parse_entries(vf)
                 abstract = vf.get_abstract_model()
                 material.fix(abstract)
+                precedence.group(abstract)
                 return abstract
             except RecursionError:
                 raise SdInputError(f"{source.path}: an equation is nested too deeply to "

@@ -35,8 +35,9 @@ from .source import Source
 
 _HERE = Path(__file__).parent
 #: The steps whose code decides what a translation contains: part of its key.
-_PIPELINE = ("source.py", "prepass.py", "parse.py", "sanitize.py", "extend.py", "macros.py",
-             "pysd_functions.py", "verify.py", "translate.py", "cache.py")
+_PIPELINE = ("source.py", "prepass.py", "parse.py", "material.py", "precedence.py",
+             "sanitize.py", "extend.py", "macros.py", "pysd_functions.py", "verify.py",
+             "translate.py", "cache.py")
 _NOT_IMPLEMENTED = re.compile(r"Trying to translate '([^']+)' which it is not implemented")
 _MODULE_NAME = re.compile(r"\A[A-Za-z0-9_]{1,100}\.py\Z")
 
