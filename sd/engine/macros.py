@@ -92,6 +92,9 @@ def call(comp, ast, ctx) -> str:
     return name
 
 
+_CONTROLS = ("time_step", "initial_time", "final_time", "saveper")
+
+
 def reference(comp, ast, ctx) -> str:
     """Node read by a reference inside a macro: an argument or a macro variable."""
     inst, ref = ctx.scope, ast.reference
@@ -102,6 +105,8 @@ def reference(comp, ast, ctx) -> str:
         name = inst.argnodes[ref]
     elif ref in inst.nodes:
         name = inst.nodes[ref]
+    elif ref in _CONTROLS and ref in comp.ir.vars:
+        name = comp.node_name(ref, 0)       # a macro reads the model's time settings
     else:
         raise UnsupportedModel(f"macro {inst.macro.name} reads {ref!r}, which is neither "
                                f"one of its arguments nor one of its variables")

@@ -36,6 +36,11 @@ parsed and checked like any model text:
   the INTEG whose Euler step lands on the restricted value,
   ``INTEG((R(x + rate * TIME STEP) - x) / TIME STEP, R(initial))``. A
   ``quant`` other than ``:NA:`` is left as written and refused by name.
+* ``NPV(stream, discount rate, init val, factor)``, which PySD lacks: Vensim
+  defines it by three equations (a discount factor stock, an accumulation
+  stock and the reported value); when a model calls NPV and defines no macro
+  of that name, those equations are appended as a macro :data:`NPV_MACRO`,
+  which :mod:`sd.model.macros` and the fast engine expand per call.
 """
 from __future__ import annotations
 
@@ -43,6 +48,14 @@ import re
 
 #: Where the equations end and the sketch begins.
 _SKETCH = "\\\\\\---///"
+#: Vensim's definition of NPV (Reference Guide, "NPV"), as a macro.
+NPV_MACRO = ("\n:MACRO: NPV(stream, discount rate, init val, factor)\n"
+             "NPV = (sd NPV accum + stream * TIME STEP * sd NPV df) * factor ~~|\n"
+             "sd NPV accum = INTEG(stream * sd NPV df, init val) ~~|\n"
+             "sd NPV df = INTEG(-sd NPV df * discount rate / (1 + discount rate * TIME STEP), 1)"
+             " ~~|\n:END OF MACRO:\n")
+_NPV_CALL = re.compile(r'(?i)(?<![\w"$])NPV[ \t]*\(')
+_NPV_DEFINED = re.compile(r"(?i):MACRO:[ \t]*NPV[ \t]*\(|(?:\A|[|}])\s*NPV\s*[(\[=:]")
 _CONTINUATION = re.compile(r"\\[ \t]*\n[ \t]*(?=\S)")
 _DOLLAR = re.compile(r"(?i)\b(time|time[ _]+step|initial[ _]+time|final[ _]+time|saveper)[ \t]*\$")
 
@@ -54,6 +67,8 @@ def rewrite(text: str) -> str:
     head = _CONTINUATION.sub("\\\\\n\t", head)
     extra: list = []
     body = _equations(head, _output_macros(head), extra)
+    if _NPV_CALL.search(body) and not _NPV_DEFINED.search(body):
+        extra.append(NPV_MACRO)
     return body + "".join(extra) + tail
 
 
