@@ -280,3 +280,121 @@ def test_macro_with_extra_outputs(tmp_path):
     np.testing.assert_allclose(ds["r"].values, t - 2)
     np.testing.assert_allclose(ds["e"].values, np.abs(t - 2))
     np.testing.assert_allclose(ds['"q (squared)"'].values, (t - 2) ** 2)
+
+
+# -- the sweep of Vensim's function list (notes/vensim-sweep.md): constructs sd adds ----------
+def both(path):
+    """The runs of ``path`` on both engines, which must agree to rtol 1e-12 (same Euler
+    arithmetic; only the order of floating-point operations may differ)."""
+    fast, pysd = run(path, engine="fast"), run(path, engine="pysd")
+    for name in fast.data_vars:
+        np.testing.assert_allclose(fast[name].values, pysd[name].values, rtol=1e-12,
+                                   err_msg=name)
+    return fast
+
+
+def test_sinteg_keeps_its_limits_and_snaps_to_spec(tmp_path):
+    """SINTEG (Vensim Reference Guide): never below min or above max; spec when within
+    thresh of it; :NA: drops a restriction. Euler steps of 0.5 by hand."""
+    path = model(tmp_path, "r = 0.3 ~ u/Month ~|\n"
+                           "s = SINTEG(r, 0.5, 0, 1, :NA:, :NA:, :NA:) ~ u ~|\n"
+                           "t = SINTEG (-0.4, 1, 0, :NA:, :NA:, :NA:,\\\n\t\t:NA:) ~ u ~|\n"
+                           "v = SINTEG(0.04, 0.2, :NA:, :NA:, :NA:, 0.25, 0.015) ~ u ~|\n")
+    ds = both(path)
+    np.testing.assert_allclose(ds["s"].values, [0.5, 0.8, 1, 1, 1], atol=1e-12)
+    np.testing.assert_allclose(ds["t"].values, [1, 0.6, 0.2, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(ds["v"].values, [0.2, 0.25, 0.29, 0.33, 0.37], atol=1e-12)
+    assert sd.load(path).variables["s"].kind == "stock"
+
+
+def test_sinteg_with_a_quantum_is_refused_by_name(tmp_path):
+    with pytest.raises(SdInputError, match=r"m\.mdl:2: SINTEG in .s.: .*no quantum"):
+        sd.load(model(tmp_path, "s = SINTEG(1, 0, 0, 10, 1, :NA:, :NA:) ~~|\n"))
+
+
+MATERIAL = ("in = STEP(10, 1) ~~|\nd = 2 ~~|\nd2 = d * 1 ~~|\n"
+            "out = DELAY MATERIAL(in, d2, 5, 0) ~~|\n"
+            ":MACRO: PIPE(x, lag)\nPIPE = DELAY MATERIAL(x, lag, x, 0) ~ x ~|\n:END OF MACRO:\n"
+            "p = PIPE(in, d) ~~|\n")
+
+
+def test_delay_material_with_a_constant_delay_time_is_delay_fixed(tmp_path):
+    """Vensim: 'the same as DELAY FIXED except that delay time can be a variable'. The
+    input leaves 2 months later; before that, the initial value (5; the macro: the input
+    at the start, 0). Thyroid-2008 calls it through a macro, as p does."""
+    ds = both(model(tmp_path, MATERIAL))
+    assert ds["out"].values.tolist() == [5, 5, 0, 10, 10]
+    assert ds["p"].values.tolist() == [0, 0, 0, 10, 10]
+
+
+@pytest.mark.parametrize("change", [
+    ("d2 = d * 1", "d2 = d + Time"),           # a delay time that changes
+    ("p = PIPE(in, d)", "p = PIPE(in, d + STEP(1, 2))"),  # through the macro's argument
+])
+def test_delay_material_with_a_varying_delay_time_is_refused_by_name(tmp_path, change):
+    with pytest.raises(SdInputError, match=r"m\.mdl:\d+: DELAY MATERIAL in '\w+' has a delay "
+                                           r"time that may change during the run"):
+        sd.load(model(tmp_path, MATERIAL.replace(*change)))
+
+
+def test_and_binds_tighter_than_or(tmp_path):
+    """Vensim's operator table: :NOT:, relations, then :AND:, then :OR: (PySD nested a
+    flat chain from the right, the fast engine from the left: both were wrong once)."""
+    ds = both(model(tmp_path,
+                    "a = IF THEN ELSE(Time > 1 :AND: Time < 3 :OR: :NOT: (Time > 0), 1, 0) ~~|\n"
+                    "b = IF THEN ELSE(Time < 1 :OR: Time > 2 :AND: Time < 4, 1, 0) ~~|\n"
+                    "c = IF THEN ELSE(Time < 1 :or: Time > 1 :and: Time < 4 :and: Time <> 2 "
+                    ":OR: Time = 4, 1, 0) ~~|\n"))
+    assert ds["a"].values.tolist() == [1, 0, 1, 0, 0]
+    assert ds["b"].values.tolist() == [1, 0, 0, 1, 0]
+    assert ds["c"].values.tolist() == [1, 0, 0, 1, 1]
+
+
+def test_line_continuations_typed_with_spaces(tmp_path):
+    ds = both(model(tmp_path, "out = 1 +\\\n  2 +\\\n \t3 ~~|\nlong name = out *\\\n    2 ~~|\n"))
+    assert float(ds["out"][0]) == 6 and float(ds["long name"][0]) == 12
+
+
+def test_npv_as_vensim_defines_it(tmp_path):
+    """NPV = (accum + stream * TIME STEP * df) * factor, accum = INTEG(stream * df, init),
+    df = INTEG(-df * rate / (1 + rate * TIME STEP), 1) (Vensim Reference Guide), per call,
+    also in a subscripted equation; a model's own NPV macro is used as written."""
+    ds = both(model(tmp_path, "cash = 100 ~ $/Month ~|\nrate = 0.1 ~ 1/Month ~|\n"
+                              "v = NPV(cash, rate, 0, 1) ~ $ ~|\nw = NPV(cash * 2, rate, 5, 0.5) ~~|\n"
+                              "A: a1, a2 ~~|\nx[A] = NPV(cash * 3, rate, 0, 1) ~ $ ~|\n"))
+    dt, expected = 0.5, []
+    accum, df, accum_w = 0.0, 1.0, 5.0
+    for step in range(9):
+        if step % 2 == 0:
+            expected.append(((accum + 100 * dt * df), (accum_w + 200 * dt * df) * 0.5))
+        accum, accum_w, df = accum + dt * 100 * df, accum_w + dt * 200 * df, \
+            df - dt * df * 0.1 / (1 + 0.1 * dt)
+    np.testing.assert_allclose(ds["v"].values, [e[0] for e in expected], rtol=1e-12)
+    np.testing.assert_allclose(ds["w"].values, [e[1] for e in expected], rtol=1e-12)
+    np.testing.assert_allclose(ds["x"].values[:, 1], 3 * ds["v"].values, rtol=1e-12)
+    own = both(model(tmp_path, ":MACRO: NPV(a, b, c, d)\nNPV = a * 2 ~ a ~|\n:END OF MACRO:\n"
+                               "v = NPV(Time, 0, 0, 0) ~~|\n", name="own.mdl"))
+    assert own["v"].values.tolist() == [0, 2, 4, 6, 8]
+
+
+RANDOM = "k = 1 ~~|\nout = k * RANDOM NORMAL(-5, 5, 0, 1, 3) + RANDOM UNIFORM(0, 1, 7) ~~|\n"
+
+
+def test_random_functions_repeat_their_numbers_in_every_run(tmp_path):
+    """PySD ignores Vensim's seed arguments; sd seeds numpy's generator from the model file
+    for each PySD run (and restores it), so a rerun gives the same numbers, like Vensim."""
+    path = model(tmp_path, RANDOM)
+    state = np.random.get_state()[1].copy()
+    first, again = run(path)["out"].values, run(path)["out"].values
+    assert np.array_equal(first, again) and len(set(first)) == len(first)
+    assert np.array_equal(np.random.get_state()[1], state)
+    many = sd.run_many(sd.load(path), pd.DataFrame({"k": [1.0, 1.0]}), engine="pysd")
+    assert np.array_equal(many["out"].values[0], first)
+    assert np.array_equal(many["out"].values[1], first)
+    changed = run(model(tmp_path, RANDOM.replace(", 3)", ", 4)"), name="seed4.mdl"))
+    assert not np.array_equal(changed["out"].values, first)      # another seed, other numbers
+
+
+def test_random_functions_are_refused_by_the_fast_engine_by_name(tmp_path):
+    with pytest.raises(SdInputError, match=r"RANDOM NORMAL in 'out'.*seeded from the model"):
+        run(model(tmp_path, RANDOM), engine="fast")

@@ -342,9 +342,9 @@ class Compiler:
             return self._get_time_value(args, ctx), False
         if fname.startswith("random_"):
             raise UnsupportedModel(
-                f"{fname.upper().replace('_', ' ')} in {ctx.where!r}: PySD draws it from "
-                "numpy's global generator and ignores the seed, so its numbers cannot be "
-                "reproduced")
+                f"{fname.upper().replace('_', ' ')} in {ctx.where!r}: random numbers come "
+                "from PySD's generator (seeded from the model file, so a rerun repeats them); "
+                "the fast engine cannot draw the same ones")
         if fname == "pi":
             return "np.pi", False
         spec = SIMPLE.get(fname) or TIMED.get(fname)

@@ -23,6 +23,9 @@ parsed and checked like any model text:
   arguments and gains an output selector (``SSTATS(data, sim, 0)``), and
   each output gets an equation of its own, appended after the last equation
   (``R2 x = SSTATS(data, sim, 1)``), which :mod:`sd.model.macros` expands.
+* Vensim's keywords written in small letters (``:and:``, ``:na:``,
+  ``:except:``): Vensim's names and keywords ignore case; PySD's grammar
+  reads capitals only. They are written in capitals.
 * ``Time$``, ``TIME STEP$``, ``INITIAL TIME$``, ``FINAL TIME$``, ``SAVEPER$``:
   Vensim's forms of the control variables written so that their units do
   not enter unit checks; the value is the same. PySD's builder fails on them
@@ -56,6 +59,9 @@ NPV_MACRO = ("\n:MACRO: NPV(stream, discount rate, init val, factor)\n"
              " ~~|\n:END OF MACRO:\n")
 _NPV_CALL = re.compile(r'(?i)(?<![\w"$])NPV[ \t]*\(')
 _NPV_DEFINED = re.compile(r"(?i):MACRO:[ \t]*NPV[ \t]*\(|(?:\A|[|}])\s*NPV\s*[(\[=:]")
+#: Vensim's keywords, in any case (Vensim ignores it; PySD's grammar reads capitals).
+_KEYWORD = re.compile(r"(?i):(?:and|or|not|na|except|interpolate|raw|hold[ \t]+backward|"
+                      r"look[ \t]+forward|implies|test[ \t]+input|the[ \t]+condition):")
 _CONTINUATION = re.compile(r"\\[ \t]*\n[ \t]*(?=\S)")
 _DOLLAR = re.compile(r"(?i)\b(time|time[ _]+step|initial[ _]+time|final[ _]+time|saveper)[ \t]*\$")
 
@@ -245,7 +251,10 @@ def _output_calls(equation: str, macros: dict, extra: list) -> str:
 
 
 def _dollar(equation: str) -> str:
-    """Drop the ``$`` of ``TIME STEP$`` and friends outside quoted names."""
+    """Drop the ``$`` of ``TIME STEP$`` and friends, and write Vensim's keywords in
+    capitals, outside quoted names."""
     parts = re.split(r'("[^"]*")', equation)
-    return "".join(p if p.startswith('"') else _DOLLAR.sub(lambda m: m.group(1), p)
+    return "".join(p if p.startswith('"') else
+                   _KEYWORD.sub(lambda m: m.group().upper(),
+                                _DOLLAR.sub(lambda m: m.group(1), p))
                    for p in parts)

@@ -83,6 +83,12 @@ def _functions(abstract, source: Source) -> None:
             "(or is not written directly after the equal sign): sd runs DELAY MATERIAL only "
             "with a constant delay time (then it is DELAY FIXED). Make the delay time a "
             "constant, or use DELAY FIXED, DELAY3 or DELAY N.")
+    if "SINTEG" in missing:
+        raise SdInputError(
+            f"{_where(source, missing['SINTEG'])}: SINTEG in {missing['SINTEG']!r}: sd runs "
+            "SINTEG(rate, initial, min, max, quant, spec, thresh) written directly after the "
+            "equal sign with its last five arguments numbers or :NA: (Vensim's rule) and no "
+            "quantum (quant :NA:); round the stock where it is used instead.")
     if missing:
         first = next(iter(missing.values()))
         raise SdInputError(

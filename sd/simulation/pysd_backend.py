@@ -4,6 +4,13 @@ Every run loads a fresh PySD model from the cached translation, so nothing a
 run changes (parameters, ``final_time``, ``time_step``) leaks into the next.
 This is the PySD half of the run layer: :mod:`sd.simulation.simulate` chooses
 the engine, checks the result and adds units and provenance.
+
+PySD draws Vensim's RANDOM functions from numpy's global generator and ignores
+their seed arguments. Vensim repeats a run's numbers for the same seeds, so
+every run here starts that generator from :func:`random_seed` (the model's
+SHA-256: the same model file gives the same numbers in every run, process and
+worker; a changed seed argument changes the file, so the numbers), and puts
+the generator's previous state back afterwards.
 """
 from __future__ import annotations
 
@@ -18,6 +25,25 @@ from .._common import time_text
 from ..errors import SdInputError, SdRuntimeError
 from ..model import Model
 from ..scenarios import Scenario
+
+
+def random_seed(model: Model) -> int:
+    """The seed of numpy's global generator for a PySD run of ``model``."""
+    return int(model.sha256[:8], 16)
+
+
+class _restored:
+    """Context manager putting numpy's global generator back to ``state``."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        np.random.set_state(self.state)
+        return False
 
 
 def run(model: Model, scenario: Scenario | None = None, *,
@@ -57,7 +83,9 @@ def run(model: Model, scenario: Scenario | None = None, *,
     if "initial_time" in scenario.time:
         kwargs["initial_condition"] = (scenario.time["initial_time"], {})
     pysd_model = model.fresh()
-    with warnings.catch_warnings():
+    state = np.random.get_state()
+    np.random.seed(random_seed(model))
+    with _restored(state), warnings.catch_warnings():
         # PySD warns when params replace a constant; that is the point here.
         warnings.simplefilter("ignore")
         try:
