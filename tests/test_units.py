@@ -134,3 +134,12 @@ def test_simlin_finds_the_same_unit_errors(tmp_path):
     # simlin names the flow whose units disagree with its stock; sd names the stock and the flow
     assert theirs == {"exits", "mixed_sum", "branch_choice", "smoothed_kilns"}
     assert mine == {"share", "mixed_sum", "branch_choice", "smoothed_kilns"}
+
+
+def test_a_unit_declared_equivalent_to_dmnl_is_dimensionless():
+    """Wonderland declares NKU = dmnl (settings line 22), thyroid-2008 Dmnl = radians:
+    NKU^2, a radian added to a number and NKU per NKU are all dimensionless, as in Vensim."""
+    units = UnitSystem(DEFAULT_SYNONYMS + (("dmnl", "NKU"), ("Dmnl", "radian", "radians")))
+    for text in ("NKU", "NKU^2", "radians", "NKU*radian", "1/NKU"):
+        assert units.parse(text).dimensionless, text
+    assert units.parse("NKU/Year") == units.parse("1/Year")

@@ -147,9 +147,9 @@ class UnitSystem:
         if kind == "num":
             return DMNL, pos + 1  # a numeric factor carries no dimension
         if kind == "name":
-            if _key(value) in DIMENSIONLESS_NAMES:
-                return DMNL, pos + 1
             canon = self.canonical(value)
+            if _key(value) in DIMENSIONLESS_NAMES or canon in DIMENSIONLESS_NAMES:
+                return DMNL, pos + 1      # also a unit the model declares equivalent to Dmnl
             self._spelling.setdefault(canon, " ".join(value.split()))
             return Unit(((canon, Fraction(1)),)), pos + 1
         raise UnitSyntaxError(f"unexpected {value!r} in units")
