@@ -302,20 +302,37 @@ def cmd_check(args) -> int:
         raise SdInputError("--max-loops must be at least 1 and --show-loops at least 0.")
     equations = read_equations(args.model)  # parsing only: no Python is built for these checks
     model = spec = None
+    in_model = _model_reality_checks(equations.path)  # Vensim's :THE CONDITION: equations
+    if args.tests or in_model:
+        model = load(args.model)  # the reality checks run the model
     if args.tests:
         from .reality import load_tests
-        model = load(args.model)  # the reality checks run the model
         spec = load_tests(args.tests, model)  # bad tests file: exit 2 before any run
     findings = check_model(equations.path, sources=not args.no_sources, equations=equations)
     loops = find_loops(equations, max_loops=args.max_loops)
-    reality = None
+    reality, sources = None, []
+    if in_model:
+        from .vensim_checks import run_model_checks
+        reality = run_model_checks(in_model, model)  # names resolved before any run
+        sources.append("the model's Reality Check equations")
     if spec is not None:
         from .reality import run_tests
-        reality = run_tests(spec, model, equations)
+        reality = (reality or []) + run_tests(spec, model, equations)
+        sources.append(str(args.tests))
     text, failed = check_report(equations.path.name, len(equations.elements), findings, loops,
-                                reality, args.tests, show_loops=args.show_loops)
+                                reality, "; ".join(sources), show_loops=args.show_loops)
     print(text)
     return 1 if failed else 0
+
+
+def _model_reality_checks(path):
+    """The test inputs and constraints written in a Vensim ``.mdl`` (None for XMILE)."""
+    from .model.reality_syntax import read_reality_checks
+    from .model.source import XMILE_SUFFIXES
+
+    if Path(path).suffix.lower() in XMILE_SUFFIXES:
+        return None
+    return read_reality_checks(path) or None
 
 
 _DIAGRAM_FORMATS = (".png", ".svg", ".pdf")

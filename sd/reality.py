@@ -113,9 +113,11 @@ class CheckResult:
     name: str
     passed: bool
     message: str
+    checked: bool = True  # False: a construct sd cannot run; the message says which
 
     def __str__(self) -> str:
-        return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {self.message}"
+        state = "NOT CHECKED" if not self.checked else "PASS" if self.passed else "FAIL"
+        return f"{state} {self.name}: {self.message}"
 
 
 # -- condition language ----------------------------------------------------------

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._common import TIME_KEYS
+from ..errors import canon
 from .equations import norm as _norm
+from .reality_syntax import reality_names
 
 __all__ = [
     "SketchVariable",
@@ -359,6 +361,11 @@ def _overlap(a: SketchVariable, b: SketchVariable) -> bool:
     return (abs(a.x - b.x) < a.w + b.w) and (abs(a.y - b.y) < a.h + b.h)
 
 
+def _label(view: "View", obj_id: int) -> str:
+    obj = view.by_id().get(obj_id)
+    return obj.name if isinstance(obj, SketchVariable) else str(obj_id)
+
+
 def check_sketch(path: str | Path, equations=None) -> list[str]:
     """Check that a model's diagram matches its equations and is readable.
 
@@ -383,6 +390,9 @@ def check_sketch(path: str | Path, equations=None) -> list[str]:
     """
     sketch = parse_sketch(path)
     names, deps, flows = model_dependencies(path, equations)
+    # Vensim's Reality Check equations are variables of Vensim's model too: placed
+    # (often on a view of their own) with arrows from what they test, never required
+    checks = reality_names(path)
     flow_names = set().union(*flows.values()) if flows else set()
     findings: list[str] = []
 
@@ -391,6 +401,8 @@ def check_sketch(path: str | Path, equations=None) -> list[str]:
     for view in sketch.views:
         for var in view.variables:
             key = _norm(var.name)
+            if key not in names and canon(var.name) in checks:
+                continue
             if key not in names:
                 findings.append(f"view '{view.name}': '{var.name}' is not a variable of the equations")
                 continue
@@ -454,6 +466,13 @@ def check_sketch(path: str | Path, equations=None) -> list[str]:
             src, _ = ends[conn.from_id]
             dst, dst_shadow = ends[conn.to_id]
             found.add((src, dst))
+            check = checks.get(canon(_label(view, conn.to_id)))
+            if dst not in names and check is not None:
+                if canon(_label(view, conn.from_id)) not in check:
+                    findings.append(f"view '{view.name}': arrow from "
+                                    f"'{_label(view, conn.from_id)}' to the reality check "
+                                    f"'{_label(view, conn.to_id)}', which does not mention it")
+                continue
             if src not in names or dst not in names:
                 continue
             if dst_shadow:

@@ -17,8 +17,9 @@ def check_report(name: str, n_variables: int, findings, loops=None, reality=None
     findings : list of sd.model.checks.Finding
     loops : sd.model.loops.LoopReport, optional
     reality : list of sd.reality.CheckResult, optional
-    tests_path : path, optional
-        The tests file the reality checks came from.
+    tests_path : path or str, optional
+        Where the reality checks came from (the tests file, the model's own
+        Reality Check equations, or both).
     show_loops : int
         Print at most this many loops (shortest first).
 
@@ -49,8 +50,11 @@ def check_report(name: str, n_variables: int, findings, loops=None, reality=None
     failed_reality = []
     if reality is not None:
         failed_reality = [r for r in reality if not r.passed]
-        lines.append(f"{name}: REALITY CHECKS ({tests_path}): {len(reality) - len(failed_reality)} "
-                     f"passed, {len(failed_reality)} failed")
+        unchecked = sum(not r.checked for r in reality)
+        lines.append(f"{name}: REALITY CHECKS ({tests_path}): "
+                     f"{len(reality) - len(failed_reality) - unchecked} passed, "
+                     f"{len(failed_reality)} failed"
+                     + (f", {unchecked} not checked (unsupported construct)" if unchecked else ""))
         lines += [f"  {r}" for r in reality]
     failed = bool(errors or failed_reality)
     lines.append(f"{name}: {n_variables} variables; {len(errors)} error(s), {len(warnings)} "

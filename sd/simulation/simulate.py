@@ -224,7 +224,7 @@ def _forced(sim: Simulator, forced, n: int) -> dict:
     """``forced`` checked: Vensim name -> (times, values (n, len(times)))."""
     out = {}
     for name, pair in dict(forced).items():
-        var = sim.model.variable(str(name), kinds=("stock", "flow", "auxiliary"),
+        var = sim.model.variable(str(name), kinds=("stock", "flow", "auxiliary", "constant"),
                                  what="variable to hold on a path", where=" (forced)")
         if var.subscripts:
             raise SdInputError(f"forced {var.name!r}: only a variable without subscripts can be "
