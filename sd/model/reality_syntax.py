@@ -94,7 +94,8 @@ def _entries(text: str):
 
 def _raw_definitions(path):
     try:
-        text = open(path, encoding="utf-8", errors="replace").read()
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
     except OSError as exc:
         raise SdInputError(f"cannot read {path}: {exc.strerror}.") from None
     if not _KEYWORD.search(text.split(SKETCH_MARK, 1)[0]):
