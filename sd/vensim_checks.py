@@ -128,10 +128,18 @@ def _constraint(c, tests, model, base, label) -> CheckResult:
     rows = flat.values.reshape(flat.sizes["time"], -1)
     k = int(np.argmax(rows.any(axis=1)))
     el, at = _element(flat.astype(float), int(np.argmax(rows[k])))
-    names = dict.fromkeys(n for n in _refs(c.consequence) if canon(n) != "time")
-    values = ", ".join(f"{n}{el} = {_value(ds[model.variable(n).name], k, at):.6g}"
-                       for n in names)
+    values = ", ".join(f"{_shown(name, subs, el, at)} = {_value(ctx.select(name, subs), k, at):.6g}"
+                       for name, subs in dict.fromkeys(_refs(c.consequence))
+                       if canon(name) != "time")
     return CheckResult(label, False, f"first violated at time {float(ds['time'][k]):g}: {values}")
+
+
+def _shown(name, subs, el, at) -> str:
+    """``name`` with the violating element in place of each range subscript."""
+    if not subs:
+        return name + el
+    by_dim = {canon(d): str(v) for d, v in at.items()}
+    return f"{name}[{','.join(by_dim.get(canon(s), s) for s in subs)}]"
 
 
 def _conjuncts(tree) -> list:
@@ -184,18 +192,23 @@ def _forced_run(forcings, model, base):
             for key in _element_keys(var, subs, base):
                 columns[key] = value[1]
             continue
-        if var.subscripts:
-            raise _Unsupported(f"'{text}' holds the subscripted {var.kind} {var.name!r} on a "
-                               "path; sd holds only variables without subscripts")
         if var.kind not in ("constant", "stock", "flow", "auxiliary"):
             raise _Unsupported(f"'{text}' sets {var.name!r}, a {var.kind}")
-        if value[0] == "num":
-            path = np.full(len(times), value[1])
-        else:
-            path = np.broadcast_to(np.asarray(_rc(value, ctx, check=False)), times.shape)
-        paths[var.name] = (times, np.asarray(path, float)[None, :])
+        new = xr.DataArray(value[1]) if value[0] == "num" else _rc(value, ctx, check=False)
+        keys = _element_keys(var, subs, base)
+        if var.subscripts and var.kind != "constant" and \
+                len(keys) < len(_element_keys(var, (), base)):
+            raise _Unsupported(f"'{text}' holds some elements of the {var.kind} {var.name!r}; "
+                               "sd holds a subscripted variable that is not a constant only as "
+                               "a whole")
+        for key in _element_keys(var, (), base):  # the others keep their (constant) path
+            src = new if key in keys else base[var.name]
+            paths[key] = (times, _path(src, key, var.name, times)[None, :])
     samples = pd.DataFrame([columns]) if columns else pd.DataFrame(index=[0])
-    ds = run_many(model, samples, forced=paths or None).isel(run=0)
+    try:
+        ds = run_many(model, samples, forced=paths or None).isel(run=0)
+    except SdInputError as exc:  # e.g. a subscripted path on a model only PySD runs
+        raise _Unsupported(str(exc)) from None
     for key in list(ds.coords):
         if key not in ds.dims and key not in ds.data_vars and key != "time":
             ds = ds.drop_vars(key)
@@ -203,6 +216,16 @@ def _forced_run(forcings, model, base):
         if name not in ds.data_vars:
             ds[name] = _overridden(base[name], columns, name)
     return ds
+
+
+def _path(da, key: str, name: str, times) -> np.ndarray:
+    """The values over ``times`` of element ``key`` (``Name[a,b]``) of ``da``."""
+    if "[" in key and isinstance(da, xr.DataArray):
+        dims = [d for d in da.dims if d != "time"]
+        els = key[len(name) + 1:-1].split(",")
+        if dims:
+            da = da.sel(dict(zip(dims, els)))
+    return np.broadcast_to(np.asarray(da, float), times.shape).astype(float)
 
 
 def _element_keys(var, subs, base) -> list[str]:
@@ -377,9 +400,10 @@ def _logic(tree, ctx):
     raise _Unsupported(f"{kind} in a logical expression")
 
 
-def _refs(tree) -> list[str]:
+def _refs(tree) -> list[tuple]:
+    """``(name, subscripts)`` of every variable a tree mentions."""
     if tree[0] == "ref":
-        return [tree[1]]
+        return [(tree[1], tree[2])]
     out = []
     for part in tree[1:]:
         if isinstance(part, tuple) and part and isinstance(part[0], str):

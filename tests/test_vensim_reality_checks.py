@@ -57,20 +57,53 @@ def test_logic_precedence_and_time():
 
 # -- sd check -----------------------------------------------------------------------
 def test_sdxorg_reality_checks_model():
-    """Vensim passes both constraints of this model (output = workers * hours *
-    productivity is 0 when either factor is). sd runs the one it supports and
-    passes it; the other forces a subscripted constant on an RC STEP path,
-    which sd reports NOT CHECKED with the line, instead of a verdict it cannot
-    give. The diagram's reality-check names are not strays any more."""
+    """Vensim passes both constraints of this model: output = workers * hours *
+    productivity is 0 once productivity steps to 0 (RC STEP on a subscripted
+    constant, at INITIAL TIME + TIME STEP = 2, checked after the 0.5 grace) and
+    when workers[a] is 0. The diagram's reality-check names are not strays."""
     path = need_shared(TEST_MODELS / "reality_checks" / "test_reality_checks.mdl")
     r = sd("check", path, "--no-sources")
     out = r.stdout
     assert "DIAGRAM: ok" in out, out
+    assert "REALITY CHECKS (the model's Reality Check equations): 2 passed, 0 failed\n" in out
+    assert "PASS no_productivity_no_output (line 2)" in out
     assert "PASS no_workers_no_output (line 13)" in out
-    assert "NOT CHECKED no_productivity_no_output (line 2)" in out
-    assert "subscripted constant 'productivity'" in out
-    assert "0 failed" in out
     assert "Traceback" not in r.stderr
+
+
+def test_sdxorg_model_with_a_flaw_fails_both(tmp_path):
+    """The same model with output = ... + 1: both constraints must fail, at the
+    times Vensim's semantics give (the RC STEP CHECK only from 2 + 0.5)."""
+    path = need_shared(TEST_MODELS / "reality_checks" / "test_reality_checks.mdl")
+    text = path.read_text(encoding="utf-8")
+    old = "workers[sectors]*working_hours[sectors]*productivity[sectors]"
+    assert old in text
+    mutated = tmp_path / "flawed.mdl"
+    mutated.write_text(text.replace(old, old + "+1"), encoding="utf-8")
+    out = sd("check", mutated, "--no-sources").stdout
+    assert "FAIL no_productivity_no_output (line 2): first violated at time 3: output[a] = 1" \
+        in out, out
+    assert "FAIL no_workers_no_output (line 13): first violated at time 1: output[a] = 1" in out
+
+
+def test_subscripted_path_needs_every_element():
+    import numpy as np
+    import pandas as pd
+
+    from sd.simulation import run_many
+
+    path = need_shared(TEST_MODELS / "reality_checks" / "test_reality_checks.mdl")
+    times = np.array([1.0, 4.0])
+    with pytest.raises(SdInputError, match="every element needs a path; missing productivity"):
+        run_many(path, pd.DataFrame(index=[0]), engine="fast",
+                 forced={"productivity[a]": (times, np.zeros((1, 2)))})
+    with pytest.raises(SdInputError, match="held element by element"):
+        run_many(path, pd.DataFrame(index=[0]), engine="fast",
+                 forced={"productivity": (times, np.zeros((1, 2)))})
+    forced = {f"productivity[{e}]": (times, np.full((1, 2), 2.0)) for e in "abcd"}
+    ds = run_many(path, pd.DataFrame(index=[0]), engine="fast", forced=forced)
+    np.testing.assert_allclose(ds["output"].isel(run=0, time=0).values,
+                               2.0 * np.array([4, 5, 6, 9]) * np.array([2, 5, 9, 3]), rtol=1e-12)
 
 
 def test_crafted_model_fails_naming_the_constraint():

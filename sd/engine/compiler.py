@@ -124,13 +124,16 @@ class Compiler:
         integration included) is replaced by a time table owned by its name,
         which the run overrides (``lookups={name: (times, values)}``), as PySD
         does with ``params={name: pandas.Series}``."""
-        if var.size != 1 or var.kind in ("control", "lookup"):
-            raise UnsupportedModel(f"holding {var.name!r} on a path (only a scalar variable "
-                                   "that is not a lookup or a control can be held)")
-        table = self._add_table(np.array([0.0, 1.0]), np.zeros(2), var.name, "interpolate")
-        code = self._lookup_code(table, "t")
-        name = self.node_name(cname, 0)
-        self.nodes[name] = Node(name, code, code, set(), set(), timed=True)
+        if var.kind in ("control", "lookup"):
+            raise UnsupportedModel(f"holding {var.name!r} on a path (a lookup or a control "
+                                   "cannot be held)")
+        # one table per element of a subscripted variable, owned by 'Name[a,b]'
+        for slot, label in enumerate(var.labels()):
+            owner = f"{var.name}[{','.join(label)}]" if label else var.name
+            table = self._add_table(np.array([0.0, 1.0]), np.zeros(2), owner, "interpolate")
+            code = self._lookup_code(table, "t")
+            name = self.node_name(cname, slot)
+            self.nodes[name] = Node(name, code, code, set(), set(), timed=True)
 
     def _add_var(self, cname: str, var: Var) -> None:
         if cname in self.forced:

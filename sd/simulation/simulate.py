@@ -221,14 +221,21 @@ def _fast_many(sim, samples, scenario, names, times) -> xr.Dataset:
 
 
 def _forced(sim: Simulator, forced, n: int) -> dict:
-    """``forced`` checked: Vensim name -> (times, values (n, len(times)))."""
+    """``forced`` checked: Vensim name (``Name[a,b]`` for one element of a
+    subscripted variable) -> (times, values (n, len(times)))."""
     out = {}
     for name, pair in dict(forced).items():
-        var = sim.model.variable(str(name), kinds=("stock", "flow", "auxiliary", "constant"),
+        base, _, elements = str(name).partition("[")
+        var = sim.model.variable(base, kinds=("stock", "flow", "auxiliary", "constant"),
                                  what="variable to hold on a path", where=" (forced)")
-        if var.subscripts:
-            raise SdInputError(f"forced {var.name!r}: only a variable without subscripts can be "
-                               "held on a path.")
+        if var.subscripts and not elements.endswith("]"):
+            raise SdInputError(f"forced {var.name!r}: a subscripted variable is held element by "
+                               f"element, e.g. '{var.name}[{', '.join(var.subscripts)}]' with "
+                               "element names.")
+        if elements and not var.subscripts:
+            raise SdInputError(f"forced {name!r}: {var.name!r} has no subscripts.")
+        key = var.name + ("[" + ",".join(e.strip() for e in elements[:-1].split(",")) + "]"
+                          if elements else "")
         try:
             xs, ys = (np.asarray(v, dtype=float) for v in pair)
         except (TypeError, ValueError):
@@ -238,8 +245,19 @@ def _forced(sim: Simulator, forced, n: int) -> dict:
                 or not np.isfinite(xs).all() or np.any(np.diff(xs) <= 0):
             raise SdInputError(f"forced {name!r}: expected increasing finite times and finite "
                                f"values of shape ({n}, {len(xs)}), got {ys.shape}.")
-        out[var.name] = (xs, ys)
+        out[key] = (xs, ys)
     return out
+
+
+def _held(sim, cm, forced) -> None:
+    """Every element of a subscripted variable held needs its own path."""
+    owners = {canon(t[2]) for t in cm.tables}
+    given = {canon(k) for k in forced}
+    for var in {k.partition("[")[0] for k in forced if "[" in k}:
+        missing = sorted(o for o in owners - given if o.startswith(canon(var) + "["))
+        if missing:
+            raise SdInputError(f"forced {var!r}: every element needs a path; missing "
+                               + ", ".join(missing[:5]) + ".")
 
 
 def _forced_many(sim, samples, scenario, names, times, forced) -> xr.Dataset:
@@ -251,7 +269,11 @@ def _forced_many(sim, samples, scenario, names, times, forced) -> xr.Dataset:
         # numba when it can (the variant is compiled once and its machine code cached by
         # source); the numpy back end for a model too big for numba
         mode = "numpy" if sim.compiled.mode == "numpy" else None
-        cm = compile_model(sim.model, mode, forced=tuple(forced))
+        cm = compile_model(sim.model, mode, forced=tuple({k.partition("[")[0] for k in forced}))
+        _held(sim, cm, forced)
+    elif any("[" in k for k in forced):
+        raise SdInputError("holding an element of a subscripted variable on a path needs the fast "
+                           "engine; this model runs on PySD.")
     for i in range(len(samples)):
         paths = {k: (x, y[i]) for k, (x, y) in forced.items()}
         row = samples.iloc[[i]]
