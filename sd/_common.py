@@ -485,3 +485,12 @@ class TomlLines:
 
 def _quote(part: str) -> str:
     return part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else f'"{part}"'
+
+
+def nesting_depth(text: str) -> int:
+    """Deepest parenthesis nesting of ``text`` (recursive parsers refuse deep input)."""
+    depth = deepest = 0
+    for c in text:
+        depth += (c == "(") - (c == ")")
+        deepest = max(deepest, depth)
+    return deepest

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import known_keys, number, read_toml, time_key
+from ._common import known_keys, nesting_depth, number, read_toml, time_key
 from .errors import SdInputError, SdRuntimeError, suggest
 
 __all__ = ["Expectation", "ExtremeTest", "Conservation", "TestsFile", "CheckResult",
@@ -126,17 +126,10 @@ _TOKENS = re.compile(r'\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE]
                      r"|(?P<name>[A-Za-z_][\w ']*[\w']|[A-Za-z_]))")
 
 
-def _depth(text: str) -> int:
-    depth = deepest = 0
-    for c in text:
-        depth += (c == "(") - (c == ")")
-        deepest = max(deepest, depth)
-    return deepest
-
 
 def parse_condition(text: str, where: str) -> tuple:
     """Parse ``a op b`` into ``("cmp", op, left, right)``; SdInputError when malformed."""
-    if _depth(text) > 100:  # the parser recurses once per level
+    if nesting_depth(text) > 100:  # the parser recurses once per level
         raise SdInputError(f"{where}: condition {text[:60]!r}... nests parentheses too deeply "
                            "(at most 100).")
     tokens, pos = [], 0

@@ -117,8 +117,7 @@ def _constraint(c, tests, model, base, label) -> CheckResult:
         cond = cond & _logic(term, ctx)
     cons = _logic(c.consequence, ctx)
     bad = (cond & ~cons).broadcast_like(ds["time"])
-    when = (cond & xr.DataArray(True)).broadcast_like(ds["time"])
-    if not bool(when.any()):
+    if not bool(cond.any()):
         return CheckResult(label, True, "the condition is never true on the run, so nothing "
                                         "was tested")
     if not bool(bad.any()):
@@ -158,16 +157,36 @@ def _forcing(term, tests, model, base):
             name, subs = s.target[1], tuple(swap.get(canon(x), x) for x in s.target[2])
             out.append((name, subs, _substitute(s.value, swap), s.text))
         return out
-    if term[0] != "cmp" or term[2][0] != "ref" or canon(term[2][1]) == "time":
+    if term[0] == "cmp" and term[2][0] == "num" and term[3][0] == "ref":  # 0 = x is x = 0
+        term = ("cmp", {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(term[1], term[1]),
+                term[3], term[2])
+    if term[0] != "cmp" or term[2][0] != "ref" or canon(term[2][1]) == "time" or term[1] == "<>":
         return None
     op, (_, name, subs), value = term[1], term[2], term[3]
-    if op == "=" and (value[0] == "num" or (value[0] == "call" and value[1] in _PATHS)):
-        return [(name, subs, value, f"{name} = ...")]
-    if op in ("<", "<=", ">", ">=") and value[0] == "num":
-        if bool(_compare(op, _Context(model, base, base).select(name, subs), value[1]).all()):
-            return None  # already true: Vensim leaves the variable alone
-        return [(name, subs, value, f"{name} {op} {value[1]:g}")]
-    return None
+    shown = f"{name} {op} {_text(value)}"
+    if op == "=":
+        if value[0] == "num" or (value[0] == "call" and value[1] in _PATHS):
+            return [(name, subs, value, shown)]
+        raise _Unsupported(f"'{shown}' forces {name!r} to an expression; sd forces a number or "
+                           "an RC STEP/RAMP/DECAY/GROW path")
+    ctx = _Context(model, base, base)
+    if bool(_compare(op, ctx.select(name, subs), _arith(value, ctx)).all()):
+        return None  # already true on the model's own run: Vensim leaves the variable alone
+    if value[0] != "num":
+        raise _Unsupported(f"'{shown}' is false on the model's run and would force {name!r} to "
+                           "an expression")
+    return [(name, subs, value, shown)]
+
+
+def _text(tree) -> str:
+    """A short rendering of an arithmetic tree, for messages."""
+    if tree[0] == "num":
+        return f"{tree[1]:g}"
+    if tree[0] == "ref":
+        return tree[1] + (f"[{','.join(tree[2])}]" if tree[2] else "")
+    if tree[0] == "call":
+        return f"{tree[1]}(...)"
+    return "(expression)"
 
 
 def _substitute(tree, swap):
@@ -289,7 +308,7 @@ class _Context:
                 da = da.sel({d: _elements(da, d, s, name)[0]})
         return da
 
-    def start(self, time_value):
+    def start(self):
         try:
             return float(np.asarray(self.base[self.model.variable("RC START TIME").name])
                          .ravel()[0])
@@ -348,7 +367,7 @@ def _rc(tree, ctx, check: bool):
     grace = scalar(args[0]) if check else 0.0
     basis = _arith(args[len(fixed) - 1], ctx)
     params = [_arith(a, ctx) for a in args[len(fixed):need]]
-    start = scalar(args[need]) if len(args) > need else ctx.start(None)
+    start = scalar(args[need]) if len(args) > need else ctx.start()
     duration = scalar(args[need + 1]) if len(args) > need + 1 else np.inf
     t = ctx.ds["time"]
     at = basis.interp(time=start) if isinstance(basis, xr.DataArray) and "time" in basis.dims \

@@ -227,3 +227,21 @@ def test_sd_run_and_info_on_the_sdxorg_model(tmp_path):
     assert (tmp_path / "out" / "results.csv").is_file()
     r = sd("info", path)
     assert r.returncode == 0 and "output" in r.stdout, r.stderr
+
+
+def test_or_is_tested_passively_and_says_when_nothing_was_tested(tmp_path):
+    """Under :OR: nothing is forced (which side would Vensim pick?): the
+    condition is evaluated on the run, and a condition that never holds is
+    reported as such, not as a meaningful pass."""
+    path = _variant(tmp_path, "Time >= 5 :AND: Productivity = 0",
+                    "Time >= 5 :AND: (Productivity = 0 :OR: Demand > 1000)")
+    out = sd("check", path).stdout
+    assert "PASS idle late (line 62): the condition is never true on the run, so nothing was " \
+           "tested" in out, out
+
+
+def test_forcing_to_an_expression_is_not_checked(tmp_path):
+    path = _variant(tmp_path, "Demand = 0 :IMPLIES:", "Demand = Production * 0 :IMPLIES:")
+    out = sd("check", path).stdout
+    assert "NOT CHECKED no demand no shipments (line 56): not checked: 'Demand = (expression)' " \
+           "forces 'Demand' to an expression" in out, out

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .._common import nesting_depth
 from ..errors import SdInputError, canon
 from .entries import SKETCH_MARK, clean
 
@@ -217,7 +218,7 @@ class _Parser:
     test input named in a condition), ``("unsupported", keyword)``."""
 
     def __init__(self, text: str, where: str):
-        if _depth(text) > _MAX_DEPTH:
+        if nesting_depth(text) > _MAX_DEPTH:
             raise SdInputError(f"{where}: the reality check nests parentheses too deeply "
                                f"(at most {_MAX_DEPTH}).")
         self.toks, self.pos, self.where, self.text = _tokens(text, where), 0, where, text.strip()
@@ -363,11 +364,3 @@ class _Parser:
                 return tuple(out)
             if not self.take("op", ","):
                 self.fail("',' or ']'")
-
-
-def _depth(text: str) -> int:
-    depth = deepest = 0
-    for c in text:
-        depth += (c == "(") - (c == ")")
-        deepest = max(deepest, depth)
-    return deepest

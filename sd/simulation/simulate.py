@@ -112,8 +112,9 @@ def run_many(model, samples: pd.DataFrame, *, scenario: Scenario | None = None,
         len(times)): each run holds the variable on its own path (linear
         interpolation in time; a stock is not integrated), e.g. a mediator
         held on its reference path. PySD: ``params={name: pandas.Series}``;
-        the fast engine: a compiled variant reading a per-run table. Runs one
-        by one.
+        the fast engine: a compiled variant reading a per-run table. A
+        subscripted variable is held element by element (``"Name[a,b]"``,
+        every element given; fast engine only). Runs one by one.
 
     Returns
     -------
