@@ -31,7 +31,7 @@ def calibrate_set(spec, sim, checkpoint=None, resume=False, progress=None) -> Se
     """Find the behaviour-consistent set of ``spec`` and what it decides (see the module)."""
     o = spec.set
     inputs = inputs_mod.resolve(sim.model, spec.uncertain, spec.fixed, spec.path.name)
-    rule = acceptance.Rule(spec.targets, o.point_sigmas, o.interval_tolerance)
+    rule = acceptance.Rule(spec.targets, o.point_sigmas, o.interval_tolerance, o.points)
     questions = questions_mod.check(sim.model, spec.explain, spec.path, spec.targets)
     variant_cases = cases(sim.model, dict(spec.variants), spec.path, key="names",
                           where="[variants]") if spec.variants else []

@@ -30,6 +30,7 @@ from ..errors import SdInputError, suggest
 from ..outcomes import targets as outcomes
 from ..simulation import ENGINES
 from . import counterfactuals, vensim_files
+from .acceptance import POINT_RULES
 
 METHODS = ("differential_evolution", "least_squares", "powell")
 
@@ -77,6 +78,9 @@ class SetOptions:
         Runs per batch (and per checkpoint) of the screening.
     point_sigmas : float
         A point outcome is met within this many standard deviations.
+    points : str
+        How point outcomes combine: ``"auto"``, ``"each"`` or ``"family"``
+        (:mod:`sd.calibration.acceptance`).
     interval_tolerance : float
         A range or pattern outcome is met when it is missed by at most this
         much, in units of its tolerance (its ``sigma``, else its half-width);
@@ -111,6 +115,7 @@ class SetOptions:
     draws: int = 100_000
     chunk: int = 12_500
     point_sigmas: float = 2.0
+    points: str = "auto"
     interval_tolerance: float = 0.0
     max_starts: int = 100
     replicas: int = 8
@@ -232,7 +237,9 @@ def _set_options(raw: dict, path: Path) -> SetOptions:
     for key in SET_KEYS:
         where = f"{path}: [set] {key}"
         value = raw.get(key, getattr(default, key))
-        if isinstance(getattr(default, key), int):
+        if isinstance(getattr(default, key), str):
+            out[key] = _choice(value, POINT_RULES, where)
+        elif isinstance(getattr(default, key), int):
             out[key] = whole(value, where, 1, run_limit())  # counts of runs, draws, steps
         else:
             out[key] = _float(value, where)
