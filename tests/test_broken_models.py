@@ -47,7 +47,39 @@ BROKEN = {
                        r"m\.mdl:45: the run has 8,000,000,000 time steps .*SD_STEP_LIMIT"),
     "unknown-function": (BASE.replace("Cooling Curve(Time)", "FOOBAR FN(Time, 1)"),
                          r"m\.mdl:\d+: PySD does not implement the Vensim function\(s\) FOOBAR FN"),
+    # found by red-teaming (issue 8): each was an internal error or a bare KeyError
+    "unknown-reference": (BASE.replace("- Room Temperature)", "- Room Temperatur)"),
+                          r"m\.mdl:8: the equation of 'Heat Loss to Room' uses 'room temperatur', "
+                          r"which the model does not define\. Did you mean 'Room Temperature'"),
+    "nan-is-not-a-number": (BASE.replace("\t70\n", "\tnan\n"),
+                            r"m\.mdl:14: the equation of 'Room Temperature' uses 'nan'"),
+    "time-defined": (BASE.replace("Room Temperature", "time"),
+                     r"m\.mdl:14: 'time' is Vensim's clock \(Time\), which a model cannot define"),
+    "nested-too-deeply": (BASE.replace("\t70\n", "\t" + "MAX(1, " * 150 + "70" + ")" * 150 + "\n"),
+                          r"m\.mdl:14: the equation of 'Room Temperature' nests functions and "
+                          r"operators more than 100 levels deep"),
+    "final-time-1e308": (BASE.replace("FINAL TIME  = 30", "FINAL TIME  = 1e308")
+                         .replace("INITIAL TIME  = 0", "INITIAL TIME  = -1e308"),
+                         r"m\.mdl:45: the run has more than 1e308 time steps"),
+    "time-step-1e-320": (BASE.replace("TIME STEP  = 0.125", "TIME STEP  = 1e-320"),
+                         r"m\.mdl:45: the run has more than 1e308 time steps"),
 }
+
+
+def test_nesting_at_the_limit_runs_on_both_engines(tmp_path, monkeypatch):
+    """100 levels (the limit) go through every later step on both engines."""
+    monkeypatch.setenv("SD_CACHE_DIR", str(tmp_path / "cache"))
+    mdl = tmp_path / "m.mdl"
+    mdl.write_text(BASE.replace("\t70\n", "\t" + "(1 + 2 * " * 50 + "70" + ")" * 50 + "\n"),
+                   encoding="utf-8")
+    for engine in ("fast", "pysd"):
+        assert main(["run", str(mdl), "--engine", engine, "--out", str(tmp_path / engine)]) == 0
+    fast = pd.read_csv(tmp_path / "fast" / "results.csv")
+    pysd = pd.read_csv(tmp_path / "pysd" / "results.csv")
+    # x <- 1 + 2 x, 50 times from 70: 71 * 2**50 - 1 (beyond 2**53: float rounding)
+    expected = 71 * 2 ** 50 - 1
+    assert fast["Room Temperature"].iloc[0] == pytest.approx(expected, rel=1e-12)
+    assert pysd["Room Temperature"].iloc[0] == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("case", list(BROKEN))

@@ -451,3 +451,21 @@ def test_engine_source_holds_no_text_from_the_model():
     assert {"quotes", "backslashes", "hyphenated", "superfuluous"} <= checked
     for word in checked:
         assert word not in source.lower(), word
+
+
+# -- names that are Python's, PySD's or the generated module's own ------------------------
+@pytest.mark.parametrize("name", ["Component", "np", "__import__", "self", "os", "_root",
+                                  "__data", "eval", "lambda", "simulate", "v0_0"])
+def test_names_of_python_things_are_plain_names(name, tmp_path, cache):
+    """A variable named like a builtin, a keyword, or a name the generated code uses
+    itself (``component``, PySD's decorator object, made the translation fail to import)
+    runs with the same numbers on both engines."""
+    import sd
+
+    mdl = tmp_path / "m.mdl"
+    mdl.write_text(BASE.replace("Room Temperature", name), encoding="utf-8")
+    clean = sd.run(TEACUP, engine="fast")["Teacup Temperature"].values
+    for engine in ("fast", "pysd"):
+        ds = sd.run(mdl, engine=engine)
+        np.testing.assert_allclose(ds["Teacup Temperature"].values, clean, rtol=1e-12)
+        np.testing.assert_array_equal(ds[name].values, 70.0)

@@ -40,10 +40,21 @@ FUNCTIONS = {
 LOOKUP_MODES = (0, 3)
 
 
+#: Lower-case names PySD's builder writes at a generated module's top level
+#: that its namer does not reserve: a variable called ``Component`` became
+#: the function ``component``, replacing the builder's decorator object, and
+#: the translation could not be imported.
+MODULE_NAMES = ("component",)
+
+
 def install() -> None:
-    """Register :data:`FUNCTIONS` with PySD's builder and functions module."""
+    """Register :data:`FUNCTIONS` with PySD's builder and functions module;
+    reserve :data:`MODULE_NAMES` in PySD's namer."""
     from pysd.builders.python import python_functions
+    from pysd.builders.python.namespace import NamespaceManager
     from pysd.py_backend import functions
+
+    NamespaceManager._reserved_words.update(MODULE_NAMES)
 
     from .pysd_functions import RUNTIME
 

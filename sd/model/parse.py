@@ -121,7 +121,7 @@ def parse(source: Source):
     from .cache import writable
 
     if source.kind == "xmile":
-        return _parse_xmile(source)
+        return _nesting(_parse_xmile(source), source)
     tmp = None
     try:
         with writable(Path(tempfile.gettempdir()), "the temporary folder",
@@ -129,10 +129,43 @@ def parse(source: Source):
             tmp = tempfile.mkdtemp(prefix="sd-parse-")
             mdl = Path(tmp) / "model.mdl"
             mdl.write_text(prepass.rewrite(source.text), encoding="utf-8")
-        return _parse_file(source, mdl)
+        return _nesting(_parse_file(source, mdl), source)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: Deepest expression one equation may nest (calls, operators, parentheses).
+#: Every later step walks expressions recursively (the sanitiser's copy, the
+#: checks, both builders, Python's parser of the generated code, which stops
+#: at 200 nested parentheses); 150 levels already exhausted Python's stack, so
+#: a deeper equation is refused here, once, with its line. Written equations
+#: rarely nest beyond 20.
+MAX_NESTING = 100
+
+
+def _nesting(abstract, source: Source):
+    """``abstract``, when no equation nests deeper than :data:`MAX_NESTING`."""
+    from .structure import children, line_of_definition
+
+    for section in abstract.sections:
+        for el in section.elements:
+            for comp in el.components:
+                depth, stack = 0, [(comp.ast, 0)]
+                while stack and depth <= MAX_NESTING:      # iterative: no recursion here
+                    node, d = stack.pop()
+                    if hasattr(node, "__dataclass_fields__"):
+                        d += 1
+                        depth = max(depth, d)
+                    if isinstance(node, (list, tuple)) or hasattr(node, "__dataclass_fields__"):
+                        stack.extend((c, d) for c in children(node))
+                if depth > MAX_NESTING:
+                    line = line_of_definition(source.text, el.name)
+                    raise SdInputError(
+                        f"{source.path}{f':{line}' if line else ''}: the equation of "
+                        f"{el.name!r} nests functions and operators more than {MAX_NESTING} "
+                        "levels deep; split it into intermediate variables.")
+    return abstract
 
 
 def _parse_file(source: Source, mdl: Path):

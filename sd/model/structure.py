@@ -9,7 +9,11 @@ the line where it can be found, and the variable:
 * a variable defined twice (two equations for the same name and elements);
 * a simultaneous equation: auxiliaries that depend on each other with no
   stock or delay between them (``A = B``, ``B = A``);
-* a missing control variable (INITIAL TIME, FINAL TIME, TIME STEP, SAVEPER).
+* a missing control variable (INITIAL TIME, FINAL TIME, TIME STEP, SAVEPER);
+* an equation for ``Time`` (Vensim's clock: the engines disagreed on which
+  one an equation then meant);
+* a reference to a name the model does not define (a typo: PySD failed with
+  a bare ``KeyError`` while translating), with the nearest names.
 
 Time settings themselves (values, grid, run length) are checked by
 :mod:`sd.model.timing`, for the model and for every scenario override.
@@ -19,7 +23,7 @@ from __future__ import annotations
 import re
 
 from .._common import CONTROL
-from ..errors import SdInputError
+from ..errors import SdInputError, suggest
 from .source import Source
 
 #: Structures whose value at a time does not need the current value of their
@@ -38,6 +42,8 @@ def check(abstract, source: Source) -> None:
     _time_values(abstract, source)
     _duplicates(main, source)
     _controls(main, source)
+    for section in abstract.sections:
+        _references(section, abstract, source)
     _simultaneous(main, source)
 
 
@@ -160,6 +166,41 @@ def _duplicates(section, source: Source) -> None:
                 raise SdInputError(f"{where}: {el.name!r}{list(subs) if subs else ''} is "
                                    "defined twice; keep one equation.")
             combos[k] = True
+
+
+def _references(section, abstract, source: Source) -> None:
+    """Every name an equation of ``section`` reads is a variable of that
+    section, a macro argument, ``Time`` (or ``DT``), or a subscript range or
+    element (a value in Vensim: its position)."""
+    def key(name: str) -> str:
+        return name.lower().replace(" ", "_")
+
+    defined = {key(el.name): el.name for el in section.elements}
+    if "time" in defined:
+        raise SdInputError(f"{_where(source, defined['time'])}: {defined['time']!r} is Vensim's "
+                           "clock (Time), which a model cannot define; rename the variable.")
+    # (DT: Stella's time step, which sd.model.extend reads as TIME STEP)
+    known = set(defined) | {key(p) for p in section.params} | {"time", "dt"}
+    for rng in abstract.sections[0].subscripts:
+        known.add(key(rng.name))
+        if isinstance(rng.subscripts, list):       # (a copy names its original instead)
+            known |= {key(e) for e in rng.subscripts}
+    for el in section.elements:
+        for comp in el.components:
+            stack = [comp.ast]
+            while stack:
+                node = stack.pop()
+                kind = type(node).__name__
+                if kind == "ReferenceStructure" and node.reference not in known:
+                    raise SdInputError(
+                        f"{_where(source, el.name)}: the equation of {el.name!r} uses "
+                        f"{node.reference.replace('_', ' ')!r}, which the model does not "
+                        "define." + (suggest(node.reference, defined.values()) or
+                                     " Define it, or correct the name."))
+                if kind == "CallStructure":      # the function's name is checked above
+                    stack.extend(node.arguments)
+                else:
+                    stack.extend(children(node))
 
 
 def _controls(section, source: Source) -> None:

@@ -156,18 +156,23 @@ def _check(s: TimeSettings, model, where: str) -> None:
             f"{lower:g}" + (f" or {upper:g}." if upper != lower else "."))
     n_vars = max(1, len(model.variables))
     limit = step_limit()
-    steps = s.steps
+    span = (s.final_time - s.initial_time) / s.time_step
+    # FINAL TIME = 1e308 with INITIAL TIME < 0, or a TIME STEP of 1e-320: too many
+    # steps to count (an infinite float has no integer); refused like any long run
+    steps = s.steps if math.isfinite(span) else math.inf
     if steps * n_vars > limit:
         raise SdInputError(
             f"{at('FINAL TIME')}: the run{where} has {_count(steps)} time steps ((FINAL TIME - "
-            f"INITIAL TIME) / TIME STEP) for {n_vars} variables, {steps * n_vars:.3g} values, above "
-            f"the limit of {limit:.3g}. Check FINAL TIME and TIME STEP, or raise the limit with the "
+            f"INITIAL TIME) / TIME STEP) for {n_vars} variables, {_count(steps * n_vars)} values, "
+            f"above the limit of {limit:.3g}. Check FINAL TIME and TIME STEP, or raise the limit with the "
             "environment variable SD_STEP_LIMIT"
             + (f" (e.g. SD_STEP_LIMIT={steps * n_vars:.0f})." if steps < 1e15 else "."))
 
 
-def _count(n: int) -> str:
+def _count(n) -> str:
     """A count for a message: exact with separators, or 3 digits when absurdly large."""
+    if not math.isfinite(n):
+        return "more than 1e308"
     return f"{n:,}" if n < 1e15 else f"{n:.3g}"
 
 
