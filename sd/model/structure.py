@@ -181,6 +181,8 @@ def _references(section, abstract, source: Source) -> None:
                            "clock (Time), which a model cannot define; rename the variable.")
     # (DT: Stella's time step, which sd.model.extend reads as TIME STEP)
     known = set(defined) | {key(p) for p in section.params} | {"time", "dt"}
+    if section is not abstract.sections[0]:     # a macro: TIME STEP$ and the like
+        known |= {key(el.name) for el in abstract.sections[0].elements}
     for rng in abstract.sections[0].subscripts:
         known.add(key(rng.name))
         if isinstance(rng.subscripts, list):       # (a copy names its original instead)
