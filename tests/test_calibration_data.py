@@ -112,6 +112,7 @@ def test_a_one_sided_interval_is_a_bound_not_an_estimate():
     ("variable,time,value,sigma,time\nAdopters,1,20,1,2\n", r"column 'time' appears twice"),
     ("variable,time,value,sigma\nAdopters,1,20,-1\n", r"obs\.csv:2: .*sigma > 0"),
     ("variable,time,value,sigma\nAdopters,1,nan,1\n", r"obs\.csv:2: value: expected a finite"),
+    ("Time,Adopters\n1,20\n", r"obs\.csv:1: this looks like a series .*Adopters.*\.vpd"),
 ])
 def test_malformed_outcomes_name_the_line(tmp_path, text, match):
     from sd.errors import SdInputError

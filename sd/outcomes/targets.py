@@ -173,9 +173,17 @@ def load(path: str | Path) -> tuple[Target, ...]:
     if not rows:
         raise SdInputError(f"{path}: empty file; expected a header line such as "
                            "'variable,kind,time,time_end,value,low,high,sigma,source,note'.")
-    _, header = rows[0]
-    header = [h.strip().lower() for h in header]
+    _, raw = rows[0]
+    header = [h.strip().lower() for h in raw]
     _check_columns(header, path)
+    if "variable" not in header and header[:1] == ["time"] and len(header) > 1:
+        raise SdInputError(
+            f"{path}:1: this looks like a series (a time column and one column per variable: "
+            f"{', '.join(h.strip() for h in raw[1:4])}{', ...' if len(raw) > 4 else ''}), which "
+            "says nothing of each value's error. Write one row per value with its standard deviation "
+            "(variable,time,value,sigma), or name a Vensim payoff file as the data (data = "
+            '"payoff.vpd", data_file = this file: Variable|Data Variable/weight, weight = '
+            "1/sigma).")
     if "variable" not in header or "time" not in header:
         missing = [c for c in ("variable", "time") if c not in header]
         raise SdInputError(f"{path}:1: missing column(s) {', '.join(missing)}; the header is "
