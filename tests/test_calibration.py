@@ -430,6 +430,7 @@ def test_point_fit_recovers_parameters_from_rich_synthetic_data(tmp_path, juarez
         assert lo <= value <= hi, (name, lo, value, hi)
         assert fit.values[name] == pytest.approx(value, rel=0.01), name
         assert out[name]["identified"] and out[name]["value"] == fit.values[name]
+        assert fit.identified[name] and fit.estimates[name] == fit.values[name]
 
 
 def test_differential_evolution_interrupted_and_resumed_ends_where_it_would_have(

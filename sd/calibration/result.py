@@ -17,7 +17,9 @@ class FitResult:
     ----------
     spec : Spec
     values : mapping
-        Vensim name -> fitted value.
+        Vensim name -> the optimiser's point, for every parameter: an estimate
+        only where :attr:`identified` (see :attr:`estimates`), elsewhere one of
+        many equally good values.
     payoff : float
         Sum of squared scaled residuals at the fit.
     nfev : int
@@ -60,6 +62,19 @@ class FitResult:
     @property
     def n_met(self) -> int:
         return sum(t["satisfied"] for t in self.targets)
+
+    @property
+    def identified(self) -> dict:
+        """Vensim name -> whether the data identify the parameter
+        (:func:`sd.calibration.uncertainty.identified`)."""
+        from .uncertainty import identified
+
+        return {p.name: identified(self.uncertainty, p) for p in self.spec.parameters}
+
+    @property
+    def estimates(self) -> dict:
+        """Vensim name -> the fitted value where the data identify it, else None."""
+        return {k: self.values[k] if known else None for k, known in self.identified.items()}
 
 
 @dataclass(frozen=True)

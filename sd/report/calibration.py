@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from .._common import atomic_write_text, number_text, time_text
-from ..calibration.uncertainty import identified
 from ..plots import figure, plot_fit, save_figure
 from ..scenarios import write_cin
 
@@ -22,8 +21,7 @@ def write_all(result, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "fit.json", json.dumps(to_json(result), indent=2) + "\n")
     atomic_write_text(out / "report.md", markdown(result))
-    unidentified = [p.name for p in result.spec.parameters
-                    if not identified(result.uncertainty, p)]
+    unidentified = [name for name, known in result.identified.items() if not known]
     write_cin(out / "calibrated.cin", result.values,
               header=f"Fitted by sd calibrate {result.spec.path.name} "
                      f"(payoff {result.payoff:.6g}, {result.n_met}/{len(result.targets)} "
@@ -42,14 +40,14 @@ def to_json(result) -> dict:
     """The machine-readable fit (``fit.json``)."""
     unc = result.uncertainty
     params = {}
+    estimates = result.estimates
     for p in result.spec.parameters:
         ci = None if unc is None else unc.ci.get(p.name)
         # a value only where the data identify it (a profile that rises to the
         # threshold on both sides, or narrow against a bound); otherwise no point,
         # and the accepted range is the interval (a one-sided bound) or the bounds
-        known = identified(unc, p)
-        params[p.name] = {"identified": known,
-                          "value": result.values[p.name] if known else None,
+        params[p.name] = {"identified": estimates[p.name] is not None,
+                          "value": estimates[p.name],
                           "low": p.low, "high": p.high,
                           "init": p.init, "ci": None if ci is None else [ci[0], ci[1]],
                           "accepted_range": [p.low, p.high] if ci is None else [ci[0], ci[1]],
@@ -125,7 +123,7 @@ def markdown(result) -> str:
         text = "not identified (flat profile): any value in the bounds" if ci is None else \
             f"[{number_text(ci[0])}, {number_text(ci[1])}]" \
             + (f" (open at {', '.join(ends)} bound)" if ends else "")
-        known = identified(unc, p)
+        known = result.identified[p.name]
         if ci is not None and not known:
             text = "not identified (a one-sided bound): " + text
         value = number_text(result.values[p.name], 5) if known else "-"
