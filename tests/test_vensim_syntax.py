@@ -32,11 +32,12 @@ def run(path, engine="pysd", **kwargs):
 
 def test_inline_comments_inside_equations(tmp_path):
     path = model(tmp_path, "STP = 2 ~~|\nSNE = 3 ~~|\n"
+                           "d = 8760 { nested: IF THEN ELSE(c, 8784 {leap}, 8760 {not}) } ~~|\n"
                            "total = STP+SNE {Note: the sum of both} ~ Dmnl ~ |\n"
                            "x = 5 {a comment\nover two lines} * 2 ~ Dmnl ~ A {braced} comment. |\n"
                            "noise = RANDOM NORMAL(-1, 1, 0, 0.5, 3){RANDOM NORMAL()} ~ Dmnl ~ |\n")
     ds = run(path)
-    assert float(ds["total"][0]) == 5 and float(ds["x"][0]) == 10
+    assert float(ds["total"][0]) == 5 and float(ds["x"][0]) == 10 and float(ds["d"][0]) == 8760
     assert ds["x"].attrs["comment"] == "A {braced} comment."      # comments are not equations
     assert np.all(np.abs(ds["noise"].values) <= 1)
 
@@ -312,7 +313,7 @@ def test_sinteg_with_a_quantum_is_refused_by_name(tmp_path):
         sd.load(model(tmp_path, "s = SINTEG(1, 0, 0, 10, 1, :NA:, :NA:) ~~|\n"))
 
 
-MATERIAL = ("in = STEP(10, 1) ~~|\nd = 2 ~~|\nd2 = d * 1 ~~|\n"
+MATERIAL = ("in = STEP(10, 1) ~~|\nd == 2 ~~|\nd2 = d * 1 ~~|\n"
             "out = DELAY MATERIAL(in, d2, 5, 0) ~~|\n"
             ":MACRO: PIPE(x, lag)\nPIPE = DELAY MATERIAL(x, lag, x, 0) ~ x ~|\n:END OF MACRO:\n"
             "p = PIPE(in, d) ~~|\n")

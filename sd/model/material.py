@@ -30,7 +30,8 @@ def _constants(section) -> set:
     from pysd.translators.structures import abstract_expressions as ae
 
     asts = {_clean(el.name): [c.ast for c in el.components] for el in section.elements
-            if all(type(c).__name__ == "AbstractComponent" for c in el.components)}
+            if all(type(c).__name__ in ("AbstractComponent", "AbstractUnchangeableConstant")
+                   for c in el.components)}
     done: set = set()
     changed = True
     while changed:

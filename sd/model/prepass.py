@@ -10,7 +10,7 @@ parsed and checked like any model text:
 * inline comments inside an equation: Vensim accepts ``{...}`` anywhere in an
   expression (``RANDOM NORMAL(-6, 6, 0, 1, seed){RANDOM NORMAL()}``,
   ``STP+SNE {Note: ...}``); PySD's expression grammar stops at the brace. The
-  comment is blanked (newlines kept).
+  comment, with any comments nested in it, is blanked (newlines kept).
 * data variables with no equation at all (``Sales Data ~ units ~ |``: Vensim
   reads them from the data sources given at simulation time, interpolating
   between points): PySD's grammar needs a keyword, so ``:INTERPOLATE:`` (what
@@ -78,6 +78,17 @@ def rewrite(text: str) -> str:
     return body + "".join(extra) + tail
 
 
+def _closing_brace(text: str, start: int) -> int:
+    """Index of the ``}`` closing the ``{`` at ``start`` (comments nest:
+    ``{ ... 8784 {leap year} ... }``), or -1."""
+    depth = 0
+    for k in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[k], 0)
+        if depth == 0:
+            return k
+    return -1
+
+
 def _equations(text: str, macros: dict, extra: list) -> str:
     """In the equation part of each element (up to its first ``~``; quotes
     skipped), blank ``{...}`` and drop the control variables' ``$``; units
@@ -93,7 +104,7 @@ def _equations(text: str, macros: dict, extra: list) -> str:
         while j < n and text[j] not in "~|":
             c = text[j]
             if c in "\"'{":
-                k = text.find("}" if c == "{" else c, j + 1)
+                k = _closing_brace(text, j) if c == "{" else text.find(c, j + 1)
                 k = n - 1 if k < 0 else k
                 piece = text[j:k + 1]
                 equation.append(re.sub(r"[^\n]", " ", piece) if c == "{" else piece)
