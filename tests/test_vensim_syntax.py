@@ -399,3 +399,13 @@ def test_random_functions_repeat_their_numbers_in_every_run(tmp_path):
 def test_random_functions_are_refused_by_the_fast_engine_by_name(tmp_path):
     with pytest.raises(SdInputError, match=r"RANDOM NORMAL in 'out'.*seeded from the model"):
         run(model(tmp_path, RANDOM), engine="fast")
+
+
+def test_a_subscript_mapping_pysd_cannot_build_is_named_with_its_line(tmp_path):
+    """SDEverywhere's mapping.mdl: a mapping onto a subrange plus an element; PySD's builder
+    fails inside numpy. The message names the variable it was building and its line."""
+    text = ("DimA: A1, A2, A3 ~~|\nDimB: B1, B2 -> (DimA: SubA, A3) ~~|\nSubA: A1, A2 ~~|\n"
+            "b[DimB] = 1, 2 ~~|\na[DimA] = b[DimB] * 10 ~~|\n")
+    with pytest.raises(SdInputError, match=r"m\.mdl:5: PySD could not translate 'b' "
+                                           r"\(ValueError: cannot reshape"):
+        run(model(tmp_path, text))

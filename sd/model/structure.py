@@ -47,7 +47,8 @@ def check(abstract, source: Source) -> None:
     _simultaneous(main, source)
 
 
-def _where(source: Source, name: str) -> str:
+def where(source: Source, name: str) -> str:
+    """``path:line`` of the definition of ``name`` (``path`` when not found)."""
     line = line_of_definition(source.text, name)
     return f"{source.path}:{line}" if line else str(source.path)
 
@@ -84,21 +85,21 @@ def _functions(abstract, source: Source) -> None:
                     missing.setdefault(fn.upper().replace("_", " "), el.name)
     if "DELAY MATERIAL" in missing:
         raise SdInputError(
-            f"{_where(source, missing['DELAY MATERIAL'])}: DELAY MATERIAL in "
+            f"{where(source, missing['DELAY MATERIAL'])}: DELAY MATERIAL in "
             f"{missing['DELAY MATERIAL']!r} has a delay time that may change during the run "
             "(or is not written directly after the equal sign): sd runs DELAY MATERIAL only "
             "with a constant delay time (then it is DELAY FIXED). Make the delay time a "
             "constant, or use DELAY FIXED, DELAY3 or DELAY N.")
     if "SINTEG" in missing:
         raise SdInputError(
-            f"{_where(source, missing['SINTEG'])}: SINTEG in {missing['SINTEG']!r}: sd runs "
+            f"{where(source, missing['SINTEG'])}: SINTEG in {missing['SINTEG']!r}: sd runs "
             "SINTEG(rate, initial, min, max, quant, spec, thresh) written directly after the "
             "equal sign with its last five arguments numbers or :NA: (Vensim's rule) and no "
             "quantum (quant :NA:); round the stock where it is used instead.")
     if missing:
         first = next(iter(missing.values()))
         raise SdInputError(
-            f"{_where(source, first)}: PySD does not implement the Vensim function(s) "
+            f"{where(source, first)}: PySD does not implement the Vensim function(s) "
             f"{', '.join(missing)} (used in {first!r}); rewrite those equations with supported "
             "functions (see https://pysd.readthedocs.io/en/master/structure/"
             "vensim_translation.html).")
@@ -112,7 +113,7 @@ def _unfinished(section, source: Source) -> None:
             if any(type(n).__name__ == "CallStructure" and n.function.reference == "a_function_of"
                    for n in walk(comp.ast)):
                 raise SdInputError(
-                    f"{_where(source, el.name)}: {el.name!r} is A FUNCTION OF(...), a placeholder "
+                    f"{where(source, el.name)}: {el.name!r} is A FUNCTION OF(...), a placeholder "
                     "for an equation not yet written (a causal-loop diagram): the model cannot "
                     "be simulated, in Vensim either. Write its equation.")
 
@@ -137,7 +138,7 @@ def _time_values(abstract, source: Source) -> None:
                     shown = ", ".join(str(a) if isinstance(a, (int, float)) else "..."
                                       for a in args)
                     raise SdInputError(
-                        f"{_where(source, el.name)}: GET TIME VALUE({shown}) in {el.name!r}: "
+                        f"{where(source, el.name)}: GET TIME VALUE({shown}) in {el.name!r}: "
                         "only the current time in model units (GET TIME VALUE(0, offset, 0)) "
                         "and the computer clock (GET TIME VALUE(2, 0, 1..10)) are supported; "
                         "times relative to INITIAL TIME and calendar measures of model time "
@@ -150,8 +151,8 @@ def _duplicates(section, source: Source) -> None:
         key = " ".join(el.name.lower().replace("_", " ").split())
         if key in seen:
             line = line_of_definition(source.text, el.name, nth=1)
-            where = f"{source.path}:{line}" if line else str(source.path)
-            raise SdInputError(f"{where}: {el.name!r} is defined twice (also as "
+            at = f"{source.path}:{line}" if line else str(source.path)
+            raise SdInputError(f"{at}: {el.name!r} is defined twice (also as "
                                f"{seen[key]!r}); keep one equation.")
         seen[key] = el.name
         combos: dict = {}
@@ -162,8 +163,8 @@ def _duplicates(section, source: Source) -> None:
             k = tuple(subs)
             if k in combos:
                 line = line_of_definition(source.text, el.name, nth=1)
-                where = f"{source.path}:{line}" if line else str(source.path)
-                raise SdInputError(f"{where}: {el.name!r}{list(subs) if subs else ''} is "
+                at = f"{source.path}:{line}" if line else str(source.path)
+                raise SdInputError(f"{at}: {el.name!r}{list(subs) if subs else ''} is "
                                    "defined twice; keep one equation.")
             combos[k] = True
 
@@ -250,13 +251,13 @@ def _simultaneous(section, source: Source) -> None:
                 shown = " -> ".join(names[c].name for c in cycle)
                 if any(c.subscripts[0] for k in cycle for c in names[k].components):
                     raise SdInputError(
-                        f"{_where(source, names[nxt].name)}: subscripted variables that need "
+                        f"{where(source, names[nxt].name)}: subscripted variables that need "
                         f"each other's value at the same time: {shown}. Vensim orders their "
                         "elements one by one and accepts this when no element needs itself; "
                         "PySD computes each variable as a whole and cannot. Break the loop with "
                         "a stock or a delay, or split the variables by element.")
                 raise SdInputError(
-                    f"{_where(source, names[nxt].name)}: simultaneous equations: {shown}. "
+                    f"{where(source, names[nxt].name)}: simultaneous equations: {shown}. "
                     "Each needs the other's value at the same time; break the loop with a "
                     "stock (INTEG) or a delay, or give one of them an initial value "
                     "(ACTIVE INITIAL).")

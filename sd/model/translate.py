@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .._common import deep_recursion
 from ..errors import SdInputError
-from . import cache, extend, verify
+from . import cache, extend, structure, verify
 from .sanitize import Prepared
 from .source import Source
 
@@ -71,6 +71,19 @@ def translate(source: Source, prepared: Prepared) -> Path:
                        "private folder.")
 
 
+def _building(exc: BaseException) -> str | None:
+    """The variable PySD's builder was building when it raised ``exc``: the
+    innermost ``ElementBuilder`` on the traceback (read, never called)."""
+    name, tb = None, exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if type(owner).__name__ == "ElementBuilder" and isinstance(
+                getattr(owner, "name", None), str):
+            name = owner.name
+        tb = tb.tb_next
+    return name
+
+
 def build(source: Source, prepared: Prepared, folder: Path) -> None:
     """Write the translation of ``prepared`` into the empty folder ``folder``
     and verify every generated module (:mod:`sd.model.verify`)."""
@@ -96,8 +109,10 @@ def build(source: Source, prepared: Prepared, folder: Path) -> None:
             raise SdInputError(f"{source.path}: an equation is nested too deeply to "
                                "translate.") from None
         except Exception as exc:  # noqa: BLE001 - PySD's builder raises many types
-            raise SdInputError(f"{source.path}: PySD could not translate the model "
-                               f"({type(exc).__name__}: {_short(exc)}).") from None
+            name = _building(exc)
+            what = f"{structure.where(source, name)}: PySD could not translate {name!r}" \
+                if name else f"{source.path}: PySD could not translate the model"
+            raise SdInputError(f"{what} ({type(exc).__name__}: {_short(exc)}).") from None
     missing = []
     for w in caught:
         m = _NOT_IMPLEMENTED.search(str(w.message))
