@@ -410,13 +410,3 @@ def test_a_subscript_mapping_pysd_cannot_build_is_named_with_its_line(tmp_path):
                                            r"\(ValueError: cannot reshape"):
         run(model(tmp_path, text))
 
-
-def test_a_misspelt_variable_is_named_with_its_line_and_the_nearest_names(tmp_path):
-    """Vensim refuses an equation using a name the model does not define; PySD failed with
-    'KeyError' and the fast engine sent the user to PySD."""
-    text = "Birth Rate = 0.1 ~~|\nTotal Births = Brith Rate * 100 ~~|\n"
-    for call in (lambda p: sd.load(p), lambda p: run(p, engine="fast")):
-        with pytest.raises(SdInputError, match=r"m\.mdl:3: 'Total Births' uses 'brith rate', "
-                                               r"which the model does not define\. Did you mean "
-                                               r"'Birth Rate'\?"):
-            call(model(tmp_path, text))

@@ -6,8 +6,6 @@ abstract model and reported as an :class:`SdInputError` naming the file,
 the line where it can be found, and the variable:
 
 * a function PySD does not implement;
-* a reference to a name the model does not define (a misspelt variable:
-  Vensim refuses it too), with the nearest names;
 * a variable defined twice (two equations for the same name and elements);
 * a simultaneous equation: auxiliaries that depend on each other with no
   stock or delay between them (``A = B``, ``B = A``);
@@ -40,8 +38,6 @@ def check(abstract, source: Source) -> None:
     docstring."""
     main = abstract.sections[0]
     _functions(abstract, source)
-    if source.kind != "xmile":
-        _undefined(abstract, source)
     _unfinished(main, source)
     _time_values(abstract, source)
     _duplicates(main, source)
@@ -107,34 +103,6 @@ def _functions(abstract, source: Source) -> None:
             f"{', '.join(missing)} (used in {first!r}); rewrite those equations with supported "
             "functions (see https://pysd.readthedocs.io/en/master/structure/"
             "vensim_translation.html).")
-
-
-def _clean(name: str) -> str:
-    return name.lower().replace(" ", "_")
-
-
-def _undefined(abstract, source: Source) -> None:
-    """A reference in the main section to no variable, range, element or
-    macro of the model (function names are checked by :func:`_functions`)."""
-    main = abstract.sections[0]
-    names = {_clean(el.name): el.name for el in main.elements}
-    known = set(names) | {"time"} | {_clean(s.name) for s in abstract.sections[1:]}
-    for rng in main.subscripts:
-        known.add(_clean(rng.name))
-        if isinstance(rng.subscripts, (list, tuple)):
-            known |= {_clean(str(e)) for e in rng.subscripts}
-    for el in main.elements:
-        for comp in el.components:
-            calls = {id(n.function) for n in walk(comp.ast)
-                     if type(n).__name__ == "CallStructure"}
-            for node in walk(comp.ast):
-                if type(node).__name__ != "ReferenceStructure" or id(node) in calls:
-                    continue
-                if node.reference not in known:
-                    shown = node.reference.replace("_", " ")
-                    raise SdInputError(
-                        f"{where(source, el.name)}: {el.name!r} uses {shown!r}, which the model "
-                        f"does not define.{suggest(shown, names.values())}")
 
 
 def _unfinished(section, source: Source) -> None:
@@ -210,7 +178,7 @@ def _references(section, abstract, source: Source) -> None:
 
     defined = {key(el.name): el.name for el in section.elements}
     if "time" in defined:
-        raise SdInputError(f"{_where(source, defined['time'])}: {defined['time']!r} is Vensim's "
+        raise SdInputError(f"{where(source, defined['time'])}: {defined['time']!r} is Vensim's "
                            "clock (Time), which a model cannot define; rename the variable.")
     # (DT: Stella's time step, which sd.model.extend reads as TIME STEP)
     known = set(defined) | {key(p) for p in section.params} | {"time", "dt"}
@@ -228,7 +196,7 @@ def _references(section, abstract, source: Source) -> None:
                 kind = type(node).__name__
                 if kind == "ReferenceStructure" and node.reference not in known:
                     raise SdInputError(
-                        f"{_where(source, el.name)}: the equation of {el.name!r} uses "
+                        f"{where(source, el.name)}: the equation of {el.name!r} uses "
                         f"{node.reference.replace('_', ' ')!r}, which the model does not "
                         "define." + (suggest(node.reference, defined.values()) or
                                      " Define it, or correct the name."))
