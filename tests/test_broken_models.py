@@ -61,6 +61,15 @@ BROKEN = {
     "final-time-1e308": (BASE.replace("FINAL TIME  = 30", "FINAL TIME  = 1e308")
                          .replace("INITIAL TIME  = 0", "INITIAL TIME  = -1e308"),
                          r"m\.mdl:45: the run has more than 1e308 time steps"),
+    "numeric-range-1e8": (BASE.replace("Room Temperature=\n\t70", "dim: (a1-a100000000)\n\t~\t~\t|\n\n"
+                                       "Room Temperature=\n\t70"),
+                          r"m\.mdl:14: .*the subscript range \(a1 - a100000000\) has 100,000,000 "
+                          r"elements, more than the limit of 100,000"),
+    "cells-9e6": (BASE.replace("Room Temperature=\n\t70",
+                               "da: (a1-a3000)\n\t~\t~\t|\n\ndb: (b1-b3000)\n\t~\t~\t|\n\n"
+                               "S[da, db] = 1\n\t~\tDmnl\n\t~\tx\n\t|\n\nRoom Temperature=\n\t70"),
+                  r"m\.mdl:\d+: the model holds more than 100,000 array values .*'S' alone has "
+                  r"9,000,000.*SD_CELL_LIMIT"),
     "time-step-1e-320": (BASE.replace("TIME STEP  = 0.125", "TIME STEP  = 1e-320"),
                          r"m\.mdl:45: the run has more than 1e308 time steps"),
 }

@@ -83,10 +83,33 @@ def _install_literal_eval() -> None:
 
     for module in (vensim_element, xmile_element):
         module.eval = _literal
+    _bounded_numeric_ranges(vensim_element.ElementsComponentVisitor)
     _split_at_every_macro()
     from .extend import install
 
     install()       # the Vensim functions sd adds to PySD's builder
+
+
+def _bounded_numeric_ranges(visitor) -> None:
+    """A numeric subscript range ``(a1-a100000000)`` is counted before PySD
+    lists its elements: nine characters asked for 10^8 names (gigabytes;
+    ``sd info`` never finished). Beyond the model's cell limit it is refused."""
+    original = visitor.visit_subscript_range
+    if getattr(original, "_sd_bounded", False):
+        return
+
+    def visit(self, n, vc):
+        from .structure import cell_limit
+
+        first, last = re.findall(r"\d+", vc[2].strip()), re.findall(r"\d+", vc[6].strip())
+        if first and last and int(last[-1]) - int(first[-1]) + 1 > cell_limit():
+            raise ValueError(f"the subscript range ({vc[2].strip()} - {vc[6].strip()}) has "
+                             f"{int(last[-1]) - int(first[-1]) + 1:,} elements, more than the "
+                             f"limit of {cell_limit():,} array values (SD_CELL_LIMIT)")
+        return original(self, n, vc)
+
+    visit._sd_bounded = True
+    visitor.visit_subscript_range = visit
 
 
 #: PySD's file grammar takes the model text before a macro greedily, up to the

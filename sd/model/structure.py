@@ -42,6 +42,7 @@ def check(abstract, source: Source) -> None:
     _time_values(abstract, source)
     _duplicates(main, source)
     _controls(main, source)
+    _cells(main, source)
     for section in abstract.sections:
         _references(section, abstract, source)
     _simultaneous(main, source)
@@ -167,6 +168,45 @@ def _duplicates(section, source: Source) -> None:
                 raise SdInputError(f"{at}: {el.name!r}{list(subs) if subs else ''} is "
                                    "defined twice; keep one equation.")
             combos[k] = True
+
+
+#: Default bound on the array values of a model (every element of every variable).
+DEFAULT_CELL_LIMIT = 10**5
+
+
+def cell_limit() -> int:
+    """Array values a model may hold (``SD_CELL_LIMIT``)."""
+    from .._common import env_limit
+
+    return env_limit("SD_CELL_LIMIT", DEFAULT_CELL_LIMIT, "array values")
+
+
+def _cells(section, source: Source) -> None:
+    """A few subscript ranges multiply into any number of values
+    (``x[a, b, c]`` over three ranges of 1,000 is 10^9): the model's values,
+    every element of every variable, are counted before anything is built."""
+    sizes: dict = {}
+    for rng in section.subscripts:
+        if isinstance(rng.subscripts, list):
+            sizes[rng.name.lower()] = len(rng.subscripts)
+    for rng in section.subscripts:       # a copy (b <-> a) is as large as its original
+        if isinstance(rng.subscripts, str):
+            sizes[rng.name.lower()] = sizes.get(rng.subscripts.lower(), 1)
+    limit, total = cell_limit(), 0
+    for el in section.elements:
+        cells = 0
+        for comp in el.components:
+            n = 1
+            for dim in comp.subscripts[0]:
+                n *= sizes.get(dim.lower(), 1)
+            cells = max(cells, n)
+        total += cells
+        if total > limit:
+            raise SdInputError(
+                f"{_where(source, el.name)}: the model holds more than {limit:,} array values "
+                f"(every element of every variable; {el.name!r} alone has {cells:,}); check its "
+                "subscript ranges, or raise the limit with the environment variable "
+                "SD_CELL_LIMIT.")
 
 
 def _references(section, abstract, source: Source) -> None:
