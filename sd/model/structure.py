@@ -203,7 +203,7 @@ def _cells(section, source: Source) -> None:
         total += cells
         if total > limit:
             raise SdInputError(
-                f"{_where(source, el.name)}: the model holds more than {limit:,} array values "
+                f"{where(source, el.name)}: the model holds more than {limit:,} array values "
                 f"(every element of every variable; {el.name!r} alone has {cells:,}); check its "
                 "subscript ranges, or raise the limit with the environment variable "
                 "SD_CELL_LIMIT.")
