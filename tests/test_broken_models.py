@@ -177,3 +177,17 @@ def test_other_encodings_are_refused(data, pattern, tmp_path, capsys):
     mdl.write_bytes(data)
     code, _, err = _info(mdl, capsys)
     assert code == 2 and re.search(pattern, err), err
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device"])
+def test_a_model_path_that_is_not_a_file_is_named_as_such(kind, tmp_path, capsys):
+    """A folder, a named pipe or a link to /dev/zero called m.mdl: 'not found, did you
+    mean m.mdl?' was the message (and a pipe must never be opened: it blocks)."""
+    import os
+
+    mdl = tmp_path / "m.mdl"
+    {"folder": mdl.mkdir, "fifo": lambda: os.mkfifo(mdl),
+     "device": lambda: mdl.symlink_to("/dev/zero")}[kind]()
+    assert main(["info", str(mdl)]) == 2
+    err = capsys.readouterr().err
+    assert "m.mdl: is " in err and "Did you mean" not in err, err

@@ -270,6 +270,9 @@ SUFFIXES = (".mdl", *source_mod.XMILE_SUFFIXES)
 
 def check_path(path: Path) -> None:
     """Refuse a path that is not an existing model file (closest names)."""
+    if path.exists() and not path.is_file():
+        what = "a folder" if path.is_dir() else "not a regular file (a device, pipe or socket)"
+        raise SdInputError(f"{path}: is {what}; expected a Vensim .mdl or XMILE model file.")
     if not path.is_file():
         near = suggest(path.name, [p.name for p in path.parent.iterdir()
                                    if p.suffix.lower() in SUFFIXES]) \
