@@ -26,30 +26,45 @@ def _clean(name: str) -> str:
 
 def _constants(section) -> set:
     """Clean names of the section's variables that hold the same value for a
-    whole run: every component a number or arithmetic on such variables."""
+    whole run: every component numbers and arithmetic on such variables
+    (one pass over the dependencies: linear in the model's size)."""
     from pysd.translators.structures import abstract_expressions as ae
 
-    asts = {_clean(el.name): [c.ast for c in el.components] for el in section.elements
-            if all(type(c).__name__ in ("AbstractComponent", "AbstractUnchangeableConstant")
-                   for c in el.components)}
+    refs: dict = {}
+    for el in section.elements:
+        names: set = set()
+        if all(type(c).__name__ in ("AbstractComponent", "AbstractUnchangeableConstant") and
+               _constant(c.ast, None, ae, names) for c in el.components):
+            refs[_clean(el.name)] = names
+    pending, users = {}, {}
+    for name, deps in refs.items():
+        if all(d in refs for d in deps):
+            pending[name] = len(deps)
+            for d in deps:
+                users.setdefault(d, []).append(name)
+    ready = [n for n, count in pending.items() if count == 0]
     done: set = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, trees in asts.items():
-            if name not in done and all(_constant(t, done, ae) for t in trees):
-                done.add(name)
-                changed = True
+    while ready:
+        name = ready.pop()
+        done.add(name)
+        for user in users.get(name, ()):
+            pending[user] -= 1
+            if pending[user] == 0:
+                ready.append(user)
     return done
 
 
-def _constant(tree, constants: set, ae) -> bool:
-    """Whether ``tree`` is numbers and ``constants`` joined by arithmetic."""
+def _constant(tree, constants, ae, seen: set | None = None) -> bool:
+    """Whether ``tree`` is numbers and ``constants`` joined by arithmetic
+    (``constants`` None: any reference, each added to ``seen``)."""
     for node in walk(tree):
         if isinstance(node, (int, float)) or \
                 isinstance(node, (ae.ArithmeticStructure, ae.SubscriptsReferenceStructure)):
             continue
-        if isinstance(node, ae.ReferenceStructure) and node.reference in constants:
+        if isinstance(node, ae.ReferenceStructure) and (constants is None or
+                                                         node.reference in constants):
+            if seen is not None:
+                seen.add(node.reference)
             continue
         if node is None or isinstance(node, (str, list, tuple)):   # operators, subscripts
             continue
@@ -76,26 +91,30 @@ def fix(abstract) -> None:
     (module docstring)."""
     from pysd.translators.structures import abstract_expressions as ae
 
+    found = [(section, el, i) for section in abstract.sections for el in section.elements
+             for i, comp in enumerate(el.components)
+             if isinstance(comp.ast, ae.CallStructure) and comp.ast.function.reference == NAME
+             and len(comp.ast.arguments) == 4]
+    if not found:
+        return
     main = next((s for s in abstract.sections if s.type == "main"), None)
     main_constants = _constants(main) if main is not None else set()
-    for section in abstract.sections:
-        constants = _constants(section)
+    of_section: dict = {}
+    for section, el, i in found:
+        comp = el.components[i]
+        if id(section) not in of_section:
+            of_section[id(section)] = _constants(section)
+        constants = of_section[id(section)]
         params = [_clean(p) for p in section.params] if section.type != "main" else []
-        for el in section.elements:
-            for i, comp in enumerate(el.components):
-                tree = comp.ast
-                if not (isinstance(tree, ae.CallStructure) and
-                        tree.function.reference == NAME and len(tree.arguments) == 4):
-                    continue
-                source, delay, initial, _missing = tree.arguments
-                if not _constant(delay, constants | set(params), ae):
-                    continue
-                used = {n.reference for n in walk(delay) if isinstance(n, ae.ReferenceStructure)}
-                through = [params.index(p) for p in used if p in params]
-                if through and not all(
-                        _constant(args[k], main_constants, ae)
-                        for args in _macro_calls(abstract, section) for k in through
-                        if k < len(args)):
-                    continue
-                el.components[i] = dataclasses.replace(
-                    comp, ast=ae.DelayFixedStructure(source, delay, initial))
+        source, delay, initial, _missing = comp.ast.arguments
+        if not _constant(delay, constants | set(params), ae):
+            continue
+        used = {n.reference for n in walk(delay) if isinstance(n, ae.ReferenceStructure)}
+        through = [params.index(p) for p in used if p in params]
+        if through and not all(
+                _constant(args[k], main_constants, ae)
+                for args in _macro_calls(abstract, section) for k in through
+                if k < len(args)):
+            continue
+        el.components[i] = dataclasses.replace(
+            comp, ast=ae.DelayFixedStructure(source, delay, initial))
