@@ -185,3 +185,17 @@ def test_a_forked_process_runs_batches_after_its_parent_did(teacup, monkeypatch)
         child.kill()
     assert child.exitcode == 0
     assert queue.get(timeout=5) == here
+
+
+def test_a_pysd_failure_points_to_the_fast_engine_only_where_it_runs(tmp_path):
+    """PySD's failure message used to send users to --engine fast even for models the fast
+    engine refuses (RANDOM functions): the advice now depends on the engine's own answer."""
+    from sd.simulation.pysd_backend import _fast_alternative
+
+    assert "--engine fast" in _fast_alternative(load(TEACUP))
+    noisy = tmp_path / "noisy.mdl"
+    noisy.write_text(TEACUP.read_text(encoding="utf-8").replace(
+        "Room Temperature=\n\t70", "Room Temperature=\n\t70 + RANDOM NORMAL(-1, 1, 0, 1, 5)", 1),
+        encoding="utf-8")
+    advice = _fast_alternative(load(noisy))
+    assert "cannot run it either" in advice and "RANDOM NORMAL" in advice

@@ -112,9 +112,20 @@ def run(model: Model, scenario: Scenario | None = None, *,
                 f"{model.path.name}: PySD failed while computing {name!r} at time "
                 f"{time_text(pysd_model.time())} ({type(exc).__name__}: {exc}). PySD does not "
                 "build this equation correctly (macros called with subscripted arguments are "
-                "a known case); the fast engine, where it accepts the model, does "
-                "(--engine fast).") from exc
+                f"a known case); {_fast_alternative(model)}") from exc
     return _to_dataset(frame, model)
+
+
+def _fast_alternative(model: Model) -> str:
+    """Where to turn when PySD fails: the fast engine only if it accepts the model."""
+    try:
+        from ..engine import supports
+    except ImportError:
+        return "the fast engine is not available in this installation."
+    ok, why = supports(model)
+    if ok:
+        return "the fast engine runs this model (--engine fast)."
+    return f"the fast engine cannot run it either ({why})."
 
 
 def _failing_variable(exc: BaseException, model: Model) -> str:
