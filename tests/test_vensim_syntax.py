@@ -410,3 +410,25 @@ def test_a_subscript_mapping_pysd_cannot_build_is_named_with_its_line(tmp_path):
                                            r"\(ValueError: cannot reshape"):
         run(model(tmp_path, text))
 
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("inf.tab", "Time\t0\t1e309\nSales\t1\t2\nPrices\t1\t1\n", r"inf\.tab:1: the time '1e309' is not a finite"),
+    ("twice.tab", "Time\t0\t0\nSales\t1\t2\nPrices\t1\t1\n", r"twice\.tab:1: the time 0 appears twice"),
+    ("twice.csv", "Time,Sales,Prices\n0,1,1\n0,2,1\n", r"twice\.csv:3: the time 0 appears twice "
+                                                       r"\(also at line 2\)"),
+    ("pipe.tab", None, r"pipe\.tab: is not a regular file"),
+])
+def test_data_file_times_are_finite_and_distinct(tmp_path, name, text, message):
+    """PySD's reader took a time of 1e309 and two values for one time silently; a pipe
+    given as a data file blocked the read forever."""
+    import os
+
+    path = model(tmp_path, DATA)
+    data = tmp_path / name
+    if text is None:
+        os.mkfifo(data)
+    else:
+        data.write_text(text, encoding="utf-8")
+    with pytest.raises(SdInputError, match=message):
+        run(path, data_files=[data])

@@ -53,12 +53,51 @@ def read(paths) -> tuple[DataFile, ...]:
         if path.suffix.lower() not in SUFFIXES:
             raise SdInputError(f"{path}: a data file must be a Vensim .tab or .csv export "
                                "(time in the first column or row, one column per variable).")
+        if path.exists() and not path.is_file():       # a pipe blocks, /dev/zero never ends
+            raise SdInputError(f"{path}: is not a regular file (a folder, device or pipe); "
+                               "give the .tab or .csv file itself.")
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise SdInputError(f"{path}: cannot read the data file ({exc.strerror}).") from None
+        _check_times(path, data)
         out.append(DataFile(path.resolve(), hashlib.sha256(data).hexdigest(), data))
     return tuple(out)
+
+
+def _check_times(path: Path, data: bytes) -> None:
+    """The time axis (first row or first column named Time) holds finite numbers,
+    each once: PySD's reader took ``1e309`` and two rows for one time silently
+    (a step in the data at an ambiguous time)."""
+    text = data.decode("utf-8-sig", errors="replace")
+    sep = "\t" if path.suffix.lower() == ".tab" else ","
+    rows = [line.split(sep) for line in text.splitlines() if line.strip()]
+    if not rows or rows[0][0].strip().strip('"').lower() != "time":
+        return                      # no time axis to check here: PySD's reader says what is wrong
+    # across: variables in rows (the second line starts with a name, not a time)
+    across = len(rows) == 1 or _number(rows[1][0]) is None
+    cells = [(1, c) for c in rows[0][1:]] if across else \
+        [(i, r[0]) for i, r in enumerate(rows[1:], start=2)]
+    seen: dict = {}
+    for line, cell in cells:
+        t = _number(cell)
+        if t is None:
+            continue                # not a number: PySD's reader names it
+        if t != t or t in (float("inf"), float("-inf")):
+            raise SdInputError(f"{path}:{line}: the time {cell.strip()[:30]!r} is not a finite "
+                               "number.")
+        if t in seen:
+            also = "earlier in the Time row" if across else f"also at line {seen[t]}"
+            raise SdInputError(f"{path}:{line}: the time {t:g} appears twice ({also}); each "
+                               "time may hold one value per variable.")
+        seen[t] = line
+
+
+def _number(text: str):
+    try:
+        return float(text.strip().strip('"'))
+    except ValueError:
+        return None
 
 
 def without_equation(abstract) -> list[str]:
