@@ -469,3 +469,20 @@ def test_names_of_python_things_are_plain_names(name, tmp_path, cache):
         ds = sd.run(mdl, engine=engine)
         np.testing.assert_allclose(ds["Teacup Temperature"].values, clean, rtol=1e-12)
         np.testing.assert_array_equal(ds[name].values, 70.0)
+
+
+def test_world_writable_cache_is_refused_on_every_path(tmp_path, cache, capsys):
+    """The fast engine used the cache best-effort: with a cache others can write it ran
+    without it and said nothing, while the PySD path refused. Both refuse now."""
+    import sd.model.cache as cache_mod
+
+    mdl = tmp_path / "m.mdl"
+    shutil.copy(TEACUP, mdl)
+    assert main(["run", str(mdl), "--engine", "fast", "--out", str(tmp_path / "a")]) == 0
+    os.chmod(cache, 0o777)
+    cache_mod._CHECKED.clear()
+    for cmd in (["info", str(mdl)],
+                ["run", str(mdl), "--engine", "fast", "--out", str(tmp_path / "b")]):
+        assert main(cmd) == 2, cmd
+        assert "writable by group or others" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

@@ -126,6 +126,8 @@ def recall(model, digest: str, compiler: str, digest_of) -> Artefact | None:
         if new is not None:
             keep(digest, new)
         return new
+    except cache.UnsafeCache:      # never run beside a cache others can write
+        raise
     except (SdInputError, OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -134,6 +136,8 @@ def keep(digest: str, artefact: Artefact) -> None:
     """Store ``artefact`` (best effort: an unwritable cache means compiling again)."""
     try:
         cache.keep_text(KIND, _key(digest, artefact.compiler), _FILE, artefact.to_json())
+    except cache.UnsafeCache:      # never run beside a cache others can write
+        raise
     except (SdInputError, OSError):
         pass
 

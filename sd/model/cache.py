@@ -50,6 +50,11 @@ _FIX = ("Set SD_CACHE_DIR to a private folder you own (e.g. export "
         "SD_CACHE_DIR=$HOME/.cache/sd) and run again.")
 
 
+class UnsafeCache(SdInputError):
+    """The cache folder is another user's or writable by others: refused on every
+    path (best-effort uses of the cache re-raise it instead of running without)."""
+
+
 class CacheWarning(UserWarning):
     """A cache entry failed its integrity check and was rebuilt."""
 
@@ -72,11 +77,11 @@ def cache_dir() -> Path:
     if not stat.S_ISDIR(st.st_mode):
         raise SdInputError(f"the cache {root} is not a folder. {_FIX}")
     if st.st_uid != os.getuid():
-        raise SdInputError(
+        raise UnsafeCache(
             f"the cache folder {root} belongs to another user (uid {st.st_uid}): whoever can "
             f"write there could plant code that sd would run. {_FIX}")
     if st.st_mode & 0o022:
-        raise SdInputError(
+        raise UnsafeCache(
             f"the cache folder {root} is writable by group or others (mode "
             f"{stat.S_IMODE(st.st_mode):o}): anyone could plant code in it. Empty it and "
             f"run 'chmod 700 {root}', or {_FIX[0].lower()}{_FIX[1:]}")

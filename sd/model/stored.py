@@ -67,6 +67,8 @@ def recall(src: Source):
         else:       # the version loaded last is the one the next edit starts from
             _write_index(src.path, key)
         return _model(src, body)
+    except cache.UnsafeCache:      # never run beside a cache others can write
+        raise
     except (SdInputError, OSError, ValueError, KeyError, TypeError):
         # a cache that cannot be used is no reason not to load the model
         return None
@@ -77,6 +79,8 @@ def keep(model) -> None:
     cache that cannot be written only means the next load parses again)."""
     try:
         _write(_key(model.source), describe(model), model.source)
+    except cache.UnsafeCache:      # never run beside a cache others can write
+        raise
     except (SdInputError, OSError):
         pass
 
@@ -152,6 +156,8 @@ def previous_names(src: Source) -> dict | None:
         fields = previous["fields"]
         i, j = fields.index("name"), fields.index("py_name")
         return {str(row[i]): str(row[j]) for row in previous["variables"]}
+    except cache.UnsafeCache:      # never run beside a cache others can write
+        raise
     except (SdInputError, OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 
