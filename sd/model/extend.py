@@ -47,14 +47,21 @@ LOOKUP_MODES = (0, 3)
 MODULE_NAMES = ("component",)
 
 
-def install() -> None:
-    """Register :data:`FUNCTIONS` with PySD's builder and functions module;
-    reserve :data:`MODULE_NAMES` in PySD's namer."""
-    from pysd.builders.python import python_functions
+def reserve_names():
+    """PySD's namer with :data:`MODULE_NAMES` reserved: every user of its Python
+    names (the builder, the variable table) must call this, never import it
+    itself. Imported only when needed: its module imports scipy (~0.5 s),
+    which a load that reuses the previous description never pays."""
     from pysd.builders.python.namespace import NamespaceManager
-    from pysd.py_backend import functions
 
     NamespaceManager._reserved_words.update(MODULE_NAMES)
+    return NamespaceManager
+
+
+def install() -> None:
+    """Register :data:`FUNCTIONS` with PySD's builder and functions module."""
+    from pysd.builders.python import python_functions
+    from pysd.py_backend import functions
 
     from .pysd_functions import RUNTIME
 

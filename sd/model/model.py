@@ -313,9 +313,9 @@ def describe(abstract, known_names: dict | None = None) -> dict[str, Variable]:
             and not section.params:
         py_names = dict(known_names)
     else:
-        from pysd.builders.python.namespace import NamespaceManager
+        from .extend import reserve_names
 
-        names = NamespaceManager(section.params)
+        names = reserve_names()(section.params)
         for el in section.elements:
             names.add_to_namespace(el.name)
         py_names = names.namespace

@@ -89,6 +89,7 @@ def build(source: Source, prepared: Prepared, folder: Path) -> None:
     and verify every generated module (:mod:`sd.model.verify`)."""
     from pysd.builders.python.python_model_builder import ModelBuilder
 
+    extend.reserve_names()
     abstract = copy.deepcopy(prepared.abstract)
     extend.adapt(abstract, str(source.path))
     for i, section in enumerate(abstract.sections):
