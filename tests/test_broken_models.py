@@ -191,3 +191,22 @@ def test_a_model_path_that_is_not_a_file_is_named_as_such(kind, tmp_path, capsys
     assert main(["info", str(mdl)]) == 2
     err = capsys.readouterr().err
     assert "m.mdl: is " in err and "Did you mean" not in err, err
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device"])
+def test_an_external_file_that_is_not_a_file_is_named_as_such(kind, tmp_path, capsys):
+    """GET DIRECT pointed at a folder, a pipe or a device said 'does not exist' (it is never
+    opened: a pipe would block)."""
+    import os
+
+    data = tmp_path / "data.csv"
+    {"folder": data.mkdir, "fifo": lambda: os.mkfifo(data),
+     "device": lambda: data.symlink_to("/dev/zero")}[kind]()
+    mdl = tmp_path / "m.mdl"
+    mdl.write_text(TEACUP.read_text(encoding="utf-8").replace(
+        "Room Temperature=\n\t70", "Room Temperature=\n\tGET DIRECT CONSTANTS('data.csv', ',', 'B2')",
+        1), encoding="utf-8")
+    assert main(["info", str(mdl)]) == 2
+    err = capsys.readouterr().err
+    expected = "is a folder" if kind == "folder" else "is not a regular file"
+    assert f"which {expected}" in err and "does not exist" not in err, err

@@ -308,7 +308,10 @@ class _Files:
         rel = Path(arg.replace("\\", "/"))
         path = (rel if rel.is_absolute() else self.source.path.parent / rel).resolve()
         if not path.is_file():
-            raise SdInputError(f"{where}: reads the file {arg!r}, which does not exist "
+            what = ("is a folder" if path.is_dir() else
+                    "is not a regular file (a pipe, device or socket)" if path.exists() else
+                    "does not exist")
+            raise SdInputError(f"{where}: reads the file {arg!r}, which {what} "
                                f"(looked for {path}).")
         key = str(path)
         if key not in self.found:
