@@ -23,6 +23,7 @@ table for a lookup; ``:`` comments and blank lines are ignored.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -246,6 +247,7 @@ def validate(scenario: Scenario, model) -> Scenario:
     constants = {}
     for name, value in scenario.constants.items():
         var = _lookup(model, name, ("constant", "control"), "constant", where)
+        value = _finite(value, f"{var.name!r}{where}")
         if var.kind == "control":
             key = {v: k for k, v in TIME_KEYS.items()}.get(var.name)
             if key is None:
@@ -261,6 +263,18 @@ def validate(scenario: Scenario, model) -> Scenario:
     from .model.timing import settings as time_settings
     time_settings(model, scenario.time, constants, where)
     return replace(scenario, constants=constants, lookups=lookups)
+
+
+def _finite(value, where: str) -> float:
+    """A scenario value as a finite float, however the scenario was made (a
+    Python caller's ``Scenario`` or a spec table bypass the file readers)."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise SdInputError(f"{where}: expected a number, got {value!r}.") from None
+    if isinstance(value, (bool, str)) or not math.isfinite(result):
+        raise SdInputError(f"{where}: expected a finite number, got {value!r}.")
+    return result
 
 
 def _lookup(model, name, kinds, what, where):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._common import known_keys, time_text
+from .._common import known_keys, number, time_text
 from ..errors import SdInputError, SdRuntimeError, suggest
 from ..outcomes.metrics import Metric, values
 from ..scenarios import Scenario, load_toml, validate
@@ -128,6 +128,12 @@ def cases(model, cfg: dict, spec_path: Path, key: str = "counterfactuals",
         file = (spec_path.parent / str(cfg["scenarios"])).resolve()
         table = load_toml(file)
         for name in names:
+            if not isinstance(name, str):
+                raise SdInputError(f"{spec_path}: {where} {key}: {name!r} is not a scenario name "
+                                   "(expected a list of names, e.g. [\"no_boycott\"]).")
+            if names.count(name) > 1:
+                raise SdInputError(f"{spec_path}: {where} {key}: scenario {name!r} is named "
+                                   "twice.")
             if name not in table:
                 raise SdInputError(f"{spec_path}: {where} {key}: scenario {name!r} is not in "
                                    f"{file}." + suggest(str(name), table))
@@ -137,12 +143,12 @@ def cases(model, cfg: dict, spec_path: Path, key: str = "counterfactuals",
     if key != "counterfactuals":
         return out
     for name, table in dict(cfg.get("extra", {})).items():
+        if not isinstance(table, dict):
+            raise SdInputError(f"{spec_path}: [explain.extra.{name}] must be a table of "
+                               "constants.")
         description = str(table.get("description", ""))
-        try:
-            constants = {k: float(v) for k, v in table.items() if k != "description"}
-        except (TypeError, ValueError):
-            raise SdInputError(f"{spec_path}: [explain.extra.{name}] values must be numbers.") \
-                from None
+        constants = {k: number(v, f"{spec_path}: [explain.extra.{name}] {k!r}")
+                     for k, v in table.items() if k != "description"}
         sc = validate(Scenario(name=name, constants=constants,
                                source=f"[explain.extra.{name}] in {spec_path.name}"), model)
         out.append({"name": name, "description": description, "constants": dict(sc.constants)})

@@ -143,6 +143,9 @@ def resolve(model, table: Mapping, fixed: Mapping[str, float], where: str) -> In
         var = model.variable(name, kinds=("constant",), what="constant",
                              where=f" ([uncertain.ranges] in {where})")
         ranges[var.name] = _bounds(bounds, f"{where}: [uncertain.ranges] {name!r}")
+        if var.name in fixed:
+            raise SdInputError(f"{where}: {var.name!r} is both given a range ([uncertain.ranges]) "
+                               "and held ([fixed]); keep it in one of them.")
     inputs, held = [], {}
     for var in constants:
         reason = _held(var, excluded, fixed, ranges)

@@ -25,7 +25,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .._common import file_sha256, known_keys, read_toml, run_limit, seed, table, whole
+from .._common import (file_sha256, known_keys, number, read_toml, run_limit, seed, table,
+                      whole)
 from ..errors import SdInputError, suggest
 from ..outcomes import targets as outcomes
 from ..simulation import ENGINES
@@ -214,7 +215,7 @@ def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
         maxiter=whole(opt.get("maxiter", 20), f"{path}: [optimizer] maxiter", 0, run_limit()),
         max_evals=whole(opt.get("max_evals", 3000), f"{path}: [optimizer] max_evals", 0,
                         run_limit()),
-        polish=bool(opt.get("polish", True)),
+        polish=_flag(opt.get("polish", True), f"{path}: [optimizer] polish"),
         fixed={str(k): _float(v, f"{path}: [fixed] {k!r}")
                for k, v in table(raw, "fixed", str(path)).items()},
         profile_points=whole(conf.get("profile_points", 13),
@@ -252,6 +253,12 @@ def _set_options(raw: dict, path: Path) -> SetOptions:
     if out["thin"] > out["steps"]:
         raise SdInputError(f"{path}: [set] thin = {out['thin']} is more than steps = "
                            f"{out['steps']}: no chain state would be used.")
+    chain_runs = out["max_starts"] * out["replicas"] * out["steps"]
+    if chain_runs > run_limit():
+        raise SdInputError(f"{path}: [set] max_starts x replicas x steps = {out['max_starts']} x "
+                           f"{out['replicas']} x {out['steps']} = {chain_runs} chain runs, beyond "
+                           f"the limit of {run_limit()}; use fewer, or raise the limit with the "
+                           "environment variable SD_RUN_LIMIT.")
     if out["level_draws"] < 100:
         raise SdInputError(f"{path}: [set] level_draws = {out['level_draws']} must be at "
                            "least 100.")
@@ -310,9 +317,15 @@ def _choice(value, choices, where: str) -> str:
 
 
 def _float(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SdInputError(f"{where} = {value!r} must be a number.")
-    return float(value)
+    """A finite number (TOML accepts ``nan`` and ``inf``; neither is a setting)."""
+    return number(value, where)
+
+
+def _flag(value, where: str) -> bool:
+    """A TOML boolean: ``bool("no")`` is True, so text is refused, not converted."""
+    if not isinstance(value, bool):
+        raise SdInputError(f"{where} = {value!r} must be true or false.")
+    return value
 
 
 def _file(base: Path, raw: dict, key: str, spec: Path) -> Path:
@@ -360,6 +373,10 @@ def check_spec(spec: Spec, model) -> Spec:
                                                    where=where).name) for p in spec.parameters)
     fixed = {model.variable(k, kinds=("constant",), what="constant", where=where).name: v
              for k, v in spec.fixed.items()}
+    both = sorted({p.name for p in params} & set(fixed))
+    if both:
+        raise SdInputError(f"{spec.path.name}: {both[0]!r} is both fitted ([parameters]) and held "
+                           "([fixed]); keep it in one of them.")
     t0, t1 = time_range(model)
     targets = outcomes.check_against(spec.targets, model, t0, t1)
     if spec.approach == "point":

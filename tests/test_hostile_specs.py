@@ -1,0 +1,106 @@
+"""Hostile calibration specs (issue 8, second red-team pass): each broken
+value is refused with exit 2, a message naming the key and what was expected,
+no traceback, and nothing written.
+
+In process through ``sd.cli.main`` on the toy model (``tests/data/set_toy.mdl``);
+every refusal happens while the spec is read and checked, before any run.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sd.cli import main
+
+DATA = Path(__file__).parent / "data"
+SCEN = DATA / "set_toy_scenarios.toml"
+
+SET_SPEC = f'''model = "{DATA / 'set_toy.mdl'}"
+data = "{DATA / 'set_toy.csv'}"
+seed = 3
+[uncertain]
+exclude = ["Boost", "Switch Growth"]
+[set]
+draws = 400
+max_starts = 10
+replicas = 2
+steps = 4
+thin = 2
+[variants]
+scenarios = "{SCEN}"
+names = ["boost"]
+[explain]
+variable = "Level"
+window = [1, 1]
+scenarios = "{SCEN}"
+counterfactuals = ["boost"]
+threshold = 1.0
+'''
+
+POINT_SPEC = f'''approach = "point"
+model = "{DATA / 'set_toy.mdl'}"
+data = "{DATA / 'set_toy.csv'}"
+[parameters]
+"Growth Rate" = {{low = 0, high = 1, init = 0.3}}
+[optimizer]
+method = "least_squares"
+starts = 1
+'''
+
+
+def refused(tmp_path, capsys, text, match):
+    spec = tmp_path / "hostile.toml"
+    spec.write_text(text)
+    out = tmp_path / "out"
+    assert main(["calibrate", str(spec), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
+    assert "internal error" not in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("old, new, match", [
+    # a real value that TOML lets be nan or inf
+    ("thin = 2", "thin = 2\npoint_sigmas = nan", r"\[set\] point_sigmas: expected a finite number"),
+    ("thin = 2", "thin = 2\ninterval_tolerance = inf",
+     r"\[set\] interval_tolerance: expected a finite number"),
+    # every count below the limit, their product (the chain runs) beyond it
+    ("steps = 4", "steps = 1000000", r"max_starts x replicas x steps = 10 x 2 x 1000000 .*SD_RUN_LIMIT"),
+    # names that are not names
+    ('names = ["boost"]', 'names = [["boost"]]', r"\[variants\] names: \['boost'\] is not a scenario name"),
+    ('names = ["boost"]', 'names = ["boost", "boost"]', r"scenario 'boost' is named twice"),
+    ("threshold = 1.0", 'threshold = 1.0\n[explain.extra.hot]\n"Boost" = nan',
+     r"\[explain.extra.hot\] 'Boost': expected a finite number"),
+    ("threshold = 1.0", 'threshold = 1.0\n[explain.extra.hot]\n"Boost" = "1"',
+     r"\[explain.extra.hot\] 'Boost': expected a number"),
+    ("threshold = 1.0", 'threshold = 1.0\n[uncertain.ranges]\n"Growth Rate" = [0.1, 0.2]\n'
+     '[fixed]\n"Growth Rate" = 0.15', r"'Growth Rate' is both given a range .* and held"),
+])
+def test_hostile_set_spec_is_refused(tmp_path, capsys, old, new, match):
+    assert old in SET_SPEC
+    refused(tmp_path, capsys, SET_SPEC.replace(old, new, 1), match)
+
+
+@pytest.mark.parametrize("extra, match", [
+    ('[fixed]\n"Initial Level" = nan', r"\[fixed\] 'Initial Level': expected a finite number"),
+    ('[fixed]\n"Growth Rate" = 0.1', r"'Growth Rate' is both fitted .* and held"),
+])
+def test_hostile_point_spec_is_refused(tmp_path, capsys, extra, match):
+    refused(tmp_path, capsys, POINT_SPEC + extra + "\n", match)
+
+
+def test_polish_must_be_a_boolean(tmp_path, capsys):
+    # bool("no") is True: text is refused, never converted
+    text = POINT_SPEC.replace("starts = 1", 'starts = 1\npolish = "no"')
+    refused(tmp_path, capsys, text, r"\[optimizer\] polish = 'no' must be true or false")
+
+
+def test_a_python_scenario_with_nan_is_refused():
+    import sd
+    from sd.errors import SdInputError
+    from sd.scenarios import Scenario, validate
+    model = sd.load(DATA / "set_toy.mdl")
+    with pytest.raises(SdInputError, match=r"'Boost'.*expected a finite number"):
+        validate(Scenario(name="x", constants={"Boost": float("nan")}), model)
