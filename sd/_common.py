@@ -8,6 +8,7 @@ a reader (or an interrupted run) never sees a half-written result.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import re
@@ -230,6 +231,37 @@ _CP1252 = _cp1252_table()
 
 
 # -- files ---------------------------------------------------------------------------------
+def input_file(base: str | os.PathLike, value, where: str) -> Path:
+    """The file a spec names (``value``, relative to the folder ``base``), resolved.
+
+    Refused with a message naming ``where``: a value that is not text, a NUL
+    or other control character (no file system path holds one), a missing
+    file (with the nearest name in its folder), a folder, and anything that
+    is not a regular file (a pipe would block the read forever, a device
+    never ends).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise SdInputError(f"{where} = {value!r}: expected a file name (text), e.g. "
+                           "\"data/outcomes.csv\".")
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        raise SdInputError(f"{where} = {value!r}: a file name holds no control or line-separator "
+                           "character.")
+    path = Path(value)
+    path = (path if path.is_absolute() else Path(base) / path).resolve()
+    if path.is_dir():
+        raise SdInputError(f"{where} = {value!r}: {path} is a folder; expected a file.")
+    if path.exists() and not path.is_file():
+        raise SdInputError(f"{where} = {value!r}: {path} is not a regular file (a pipe, device "
+                           "or socket).")
+    if not path.is_file():
+        near = ""
+        if path.parent.is_dir():
+            names = [f.name for f in itertools.islice(path.parent.iterdir(), 5000)]
+            near = suggest(path.name, names)
+        raise SdInputError(f"{where} = {value!r}: file not found ({path})." + near)
+    return path
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 hex digest of a file's bytes."""
     h = hashlib.sha256()

@@ -104,3 +104,33 @@ def test_a_python_scenario_with_nan_is_refused():
     model = sd.load(DATA / "set_toy.mdl")
     with pytest.raises(SdInputError, match=r"'Boost'.*expected a finite number"):
         validate(Scenario(name="x", constants={"Boost": float("nan")}), model)
+
+
+@pytest.mark.parametrize("old, new, match", [
+    ('model = "', 'model = "set_toy\\u0000', r"model = .*holds no control or line-separator"),
+    ('model = "', 'model = ["', r"(not valid TOML|expected a file name)"),
+    (f'data = "{DATA / "set_toy.csv"}"', 'data = "/dev/zero"',
+     r"data = '/dev/zero': /dev/zero is not a regular file"),
+    (f'data = "{DATA / "set_toy.csv"}"', f'data = "{DATA}"', r"data = .* is a folder; expected a file"),
+    (f'data = "{DATA / "set_toy.csv"}"', 'data = 3', r"data = 3: expected a file name"),
+    (f'data = "{DATA / "set_toy.csv"}"', f'data = "{DATA / "set_toy.cvs"}"',
+     r"file not found .* Did you mean 'set_toy.csv'"),
+    (f'scenarios = "{SCEN}"\nnames', f'scenarios = "{DATA}/set_toy\\u2028scenarios.toml"\nnames',
+     r"\[variants\] scenarios = .*holds no control or line-separator"),
+])
+def test_a_file_named_by_a_spec_is_a_regular_file(tmp_path, capsys, old, new, match):
+    """Every path a spec names goes through one check (``sd._common.input_file``):
+    a NUL was an internal error, a pipe or device 'file not found'."""
+    assert old in SET_SPEC
+    refused(tmp_path, capsys, SET_SPEC.replace(old, new, 1), match)
+
+
+def test_a_pipe_given_as_data_is_refused(tmp_path, capsys):
+    import os
+    fifo = tmp_path / "outcomes.csv"
+    os.mkfifo(fifo)
+    spec = tmp_path / "s.toml"
+    spec.write_text(SET_SPEC)
+    assert main(["calibrate", str(spec), "--data", str(fifo), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 2
+    assert "is not a regular file" in capsys.readouterr().err

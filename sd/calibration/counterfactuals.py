@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._common import known_keys, number, time_text
+from .._common import input_file, known_keys, number, time_text
 from ..errors import SdInputError, SdRuntimeError, suggest
 from ..outcomes.metrics import Metric, values
 from ..scenarios import Scenario, load_toml, validate
@@ -125,7 +125,7 @@ def cases(model, cfg: dict, spec_path: Path, key: str = "counterfactuals",
     if names:
         if "scenarios" not in cfg:
             raise SdInputError(f"{spec_path}: {where} {key} need scenarios = FILE.")
-        file = (spec_path.parent / str(cfg["scenarios"])).resolve()
+        file = input_file(spec_path.parent, cfg["scenarios"], f"{spec_path}: {where} scenarios")
         table = load_toml(file)
         for name in names:
             if not isinstance(name, str):

@@ -25,7 +25,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .._common import (file_sha256, known_keys, number, read_toml, run_limit, seed, table,
+from .._common import (file_sha256, input_file, known_keys, number, read_toml, run_limit, seed, table,
                       whole)
 from ..errors import SdInputError, suggest
 from ..outcomes import targets as outcomes
@@ -270,12 +270,8 @@ def _side_files(path: Path, raw: dict) -> list[Path]:
     out = []
     for key in ("explain", "variants"):
         sub = raw.get(key)
-        if isinstance(sub, dict) and isinstance(sub.get("scenarios"), str):
-            f = (path.parent / sub["scenarios"]).resolve()
-            if not f.is_file():
-                raise SdInputError(f"{path}: [{key}] scenarios = {sub['scenarios']!r}: file not "
-                                   f"found ({f}).")
-            out.append(f)
+        if isinstance(sub, dict) and "scenarios" in sub:
+            out.append(input_file(path.parent, sub["scenarios"], f"{path}: [{key}] scenarios"))
     return out
 
 
@@ -294,10 +290,7 @@ def _mcmc(conf: dict, path: Path) -> dict:
 def _data_path(spec: Path, raw: dict, data) -> Path:
     if data is None:
         return _file(spec.parent, raw, "data", spec)
-    data = Path(data)
-    if not data.is_file():
-        raise SdInputError(f"--data: file not found: {data}.")
-    return data
+    return input_file(Path.cwd(), str(data), "--data")
 
 
 def _parameters_of(spec: Path, raw: dict, model: Path, data: Path):
@@ -331,10 +324,7 @@ def _flag(value, where: str) -> bool:
 def _file(base: Path, raw: dict, key: str, spec: Path) -> Path:
     if key not in raw:
         raise SdInputError(f"{spec}: missing key {key!r} (a path relative to the spec).")
-    target = (base / str(raw[key])).resolve()
-    if not target.is_file():
-        raise SdInputError(f"{spec}: {key} = {raw[key]!r}: file not found ({target}).")
-    return target
+    return input_file(base, raw[key], f"{spec}: {key}")
 
 
 def _parameters(entries, spec: Path) -> tuple[Parameter, ...]:

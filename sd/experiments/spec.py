@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from .._common import TomlLines, file_sha256, number, read_text, read_toml, seed, whole
+from .._common import TomlLines, file_sha256, input_file, number, read_text, read_toml, seed, whole
 from ..errors import SdInputError, suggest
 
 TOP = ("description", "seed", "agree", "prior_draws", "max_members", "baseline", "policies",
@@ -346,11 +346,7 @@ def _cases(raw, path: Path, lines: TomlLines) -> tuple[Case, ...]:
 
 
 def _file(spec: Path, value, where: str) -> Path:
-    p = Path(_text(value, where))
-    p = p if p.is_absolute() else spec.parent / p
-    if not p.is_file():
-        raise SdInputError(f"{where}: file not found: {p}.")
-    return p.resolve()
+    return input_file(spec.parent, _text(value, where), where)
 
 
 # -- statements -------------------------------------------------------------------------

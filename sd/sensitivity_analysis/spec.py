@@ -34,8 +34,8 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .._common import (distinct_names, file_sha256, known_keys, read_toml, run_limit, seed,
-                       table, whole)
+from .._common import (distinct_names, file_sha256, input_file, known_keys, read_toml,
+                       run_limit, seed, table, whole)
 from ..errors import SdInputError, suggest
 from ..model import Model, load
 from ..outcomes import metrics as metrics_mod
@@ -132,7 +132,7 @@ def load_spec(path: str | Path, samples: int | None = None) -> tuple[Sensitivity
     known_keys(data, _TOP, str(path))
     if "model" not in data:
         raise SdInputError(f"{path}: missing 'model' (path of the .mdl, relative to the spec).")
-    model = load(path.parent / str(data["model"]))
+    model = load(input_file(path.parent, data["model"], f"{path}: model"))
     sampling = _section(data, "sampling", path)
     output = _section(data, "output", path)
     params = _parameters(data, path, model)
