@@ -7,11 +7,14 @@ a reader (or an interrupted run) never sees a half-written result.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
+import json
 import math
 import os
 import re
+import stat
 import tempfile
 import unicodedata
 from contextlib import contextmanager
@@ -260,6 +263,36 @@ def input_file(base: str | os.PathLike, value, where: str) -> Path:
             near = suggest(path.name, names)
         raise SdInputError(f"{where} = {value!r}: file not found ({path})." + near)
     return path
+
+
+def regular_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a regular file; :class:`OSError` for anything else.
+
+    For files sd wrote itself and reads back (checkpoints, manifests, a
+    finished calibration), which someone may have replaced: a pipe would
+    block the read forever and a device never ends. The file is opened
+    without blocking and checked on the open descriptor, so nothing can be
+    swapped in between the check and the read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a folder, pipe or device)")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def read_json(path: str | os.PathLike):
+    """JSON from a regular UTF-8 file sd wrote: :class:`OSError` when it cannot
+    be read (or is not a regular file), :class:`ValueError` when it is not
+    JSON, including arrays nested too deeply for the decoder."""
+    text = regular_bytes(path).decode("utf-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply to be sd's JSON") from None
 
 
 def file_sha256(path: str | os.PathLike) -> str:

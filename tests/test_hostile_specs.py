@@ -134,3 +134,39 @@ def test_a_pipe_given_as_data_is_refused(tmp_path, capsys):
     assert main(["calibrate", str(spec), "--data", str(fifo), "--out", str(tmp_path / "o"),
                  "--no-progress"]) == 2
     assert "is not a regular file" in capsys.readouterr().err
+
+
+# -- checkpoints: refused, never trusted, never a hang ---------------------------------
+def _store(folder, resume):
+    from sd.calibration.checkpoint import Store
+    return Store(folder, {"seed": 1}, resume)
+
+
+@pytest.mark.parametrize("tamper, match", [
+    (lambda f: (f / "manifest.json").write_text("[" * 100000 + "]" * 100000),
+     "nested too deeply"),
+    (lambda f: ((f / "piece.npz").unlink(), (f / "piece.npz").symlink_to("/dev/zero")),
+     "not a regular file"),
+    (lambda f: ((f / "piece.npz").unlink(), __import__("os").mkfifo(f / "piece.npz")),
+     "not a regular file"),
+    (lambda f: ((f / "manifest.json").unlink(), __import__("os").mkfifo(f / "manifest.json")),
+     "not a regular file"),
+])
+def test_a_tampered_checkpoint_is_refused_without_blocking(tmp_path, tamper, match):
+    """A manifest nested past the JSON decoder's depth was an internal error
+    (RecursionError); a piece or manifest replaced by a pipe or /dev/zero
+    blocked the resume forever (sd._common.regular_bytes)."""
+    from sd.errors import SdInputError
+    folder = tmp_path / "checkpoint"
+    _store(folder, False).put("piece", V=[1.0, 2.0])
+    assert _store(folder, True).get("piece")["V"].tolist() == [1.0, 2.0]
+    tamper(folder)
+    with pytest.raises(SdInputError, match=f"cannot resume: .*{match}"):
+        _store(folder, True).get("piece")
+
+
+def test_a_checkpoint_path_that_is_a_file_is_a_message(tmp_path):
+    from sd.errors import SdInputError
+    (tmp_path / "checkpoint").write_text("x")
+    with pytest.raises(SdInputError, match="is not a folder"):
+        _store(tmp_path / "checkpoint", True)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._common import atomic_path, atomic_write_text
+from .._common import atomic_path, atomic_write_text, read_json, regular_bytes
 from ..errors import SdInputError
 
 #: Bumped when the layout of pieces changes.
@@ -86,7 +86,7 @@ class Store:
             return None
         path = self.folder / f"{key}.npz"
         try:
-            data = path.read_bytes()
+            data = regular_bytes(path)
         except OSError as exc:
             raise self._refuse(f"{path} is listed but cannot be read ({exc.strerror})")
         from ..model.cache import seal_bytes
@@ -130,7 +130,7 @@ class Store:
     def _open(self) -> None:
         path = self.folder / MANIFEST
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = read_json(path)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise self._refuse(f"{path} is not a calibration checkpoint (not JSON: {exc})")
         if not isinstance(raw, dict) or raw.get("format") != FORMAT or \
@@ -154,6 +154,9 @@ class Store:
         self.seals = dict(pieces)
 
     def _reset(self) -> None:
+        if self.folder.is_symlink() or (self.folder.exists() and not self.folder.is_dir()):
+            raise SdInputError(f"{self.folder} is not a folder (sd keeps its checkpoint there); "
+                               "remove it or choose another --out.")
         if self.folder.exists():
             for p in self.folder.glob("*.npz"):
                 p.unlink(missing_ok=True)

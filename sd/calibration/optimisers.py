@@ -33,7 +33,7 @@ import numpy as np
 from scipy import optimize
 from scipy.stats import qmc
 
-from .._common import atomic_write_text
+from .._common import atomic_write_text, read_json
 from ..errors import SdInputError
 from .spec import spec_digest
 
@@ -215,7 +215,7 @@ class _Checkpoint:
         import hmac
 
         try:
-            raw = json.loads(Path(self.path).read_text(encoding="utf-8"))
+            raw = read_json(self.path)
             body, mac = raw["body"], raw["mac"]
             ok = isinstance(body, dict) and isinstance(mac, str)
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):

@@ -17,13 +17,13 @@ Example::
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .._common import read_json
 from ..errors import SdInputError
 from .estimates import Share, grouped
 
@@ -134,13 +134,13 @@ def accepted_set(source) -> AcceptedSet:
         raise SdInputError(f"{folder}: expected accepted.csv and fit.json of a set-valued "
                            "calibration (sd calibrate SPEC --out FOLDER).")
     try:
-        info = json.loads(fit.read_text(encoding="utf-8"))
+        info = read_json(fit)
         members = info["set"]
         groups = np.asarray(members["groups"], dtype=int)
         model = Path(info["provenance"]["model_file"])
         ranges = {str(k): (float(v["low"]), float(v["high"]))
                   for k, v in info.get("parameters", {}).items()}
-    except (ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SdInputError(f"{fit}: not the fit.json of a set-valued calibration "
                            f"({type(exc).__name__}: {exc}).") from None
     values = pd.read_csv(csv)

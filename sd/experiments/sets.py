@@ -9,7 +9,6 @@ output for the next experiment. Either way the experiment says which.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pandas as pd
 
 from ..calibration import AcceptedSet, accepted_set, calibrate
 from ..calibration.spec import Spec as CalibrationSpec
+from .._common import read_json
 from ..errors import SdInputError
 
 
@@ -76,7 +76,7 @@ def obtain(case: str, spec: CalibrationSpec, folders, on_calibrated=None):
         why = mismatch(Path(folder), spec)
         if why is None:
             acc = replace(accepted_set(folder), model=Path(spec.model))
-            info = json.loads((Path(folder) / "fit.json").read_text(encoding="utf-8"))["set"]
+            info = read_json(Path(folder) / "fit.json")["set"]
             return acc, SetSource(case, "reused", str(folder), "", len(acc),
                                   len(np.unique(acc.groups)), len(acc),
                                   float(info.get("prior_mass") or 0.0),
@@ -97,9 +97,9 @@ def mismatch(folder: Path, spec: CalibrationSpec) -> str | None:
     if not fit.is_file() or not (folder / "accepted.csv").is_file():
         return "no finished calibration (fit.json, accepted.csv)"
     try:
-        info = json.loads(fit.read_text(encoding="utf-8"))
+        info = read_json(fit)
         done = info["provenance"]["sha256"]
-    except (ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):
         return "fit.json is not the record of a set-valued calibration"
     if info.get("approach") != "set":
         return "a point fit, not a set-valued calibration"

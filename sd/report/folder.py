@@ -29,6 +29,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .._common import read_json
 from ..errors import SdInputError
 
 SCRATCH_PREFIX = ".sd-"
@@ -216,7 +217,7 @@ def _stale(out: Path) -> list[tuple[Path, int, dict]]:
 
 def _owner(path: Path) -> dict:
     try:
-        owner = json.loads((path / _OWNER).read_text(encoding="utf-8"))
+        owner = read_json(path / _OWNER)
     except (OSError, ValueError):
         return {}
     return owner if isinstance(owner, dict) else {}
@@ -268,7 +269,7 @@ def _publish(scratch: Path, out: Path, manifest: str) -> None:
 def _listed(path: Path) -> list[str]:
     """Plain file names a manifest says its job wrote (nothing else)."""
     try:
-        files = json.loads(path.read_text(encoding="utf-8")).get("files", [])
+        files = read_json(path).get("files", [])
     except (OSError, ValueError, AttributeError):
         return []
     if not isinstance(files, list):
