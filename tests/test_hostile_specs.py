@@ -86,6 +86,9 @@ def test_hostile_set_spec_is_refused(tmp_path, capsys, old, new, match):
 @pytest.mark.parametrize("extra, match", [
     ('[fixed]\n"Initial Level" = nan', r"\[fixed\] 'Initial Level': expected a finite number"),
     ('[fixed]\n"Growth Rate" = 0.1', r"'Growth Rate' is both fitted .* and held"),
+    # one constant under two spellings Vensim treats as one name (was an internal error
+    # from scipy: the optimiser got two columns for one constant)
+    ('[parameters.growth_rate]\nlow = 0\nhigh = 1', r"'Growth Rate' is fitted twice \(as 'growth_rate'"),
 ])
 def test_hostile_point_spec_is_refused(tmp_path, capsys, extra, match):
     refused(tmp_path, capsys, POINT_SPEC + extra + "\n", match)

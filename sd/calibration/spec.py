@@ -363,6 +363,13 @@ def check_spec(spec: Spec, model) -> Spec:
                                                    where=where).name) for p in spec.parameters)
     fixed = {model.variable(k, kinds=("constant",), what="constant", where=where).name: v
              for k, v in spec.fixed.items()}
+    seen = set()
+    for p, given in zip(params, spec.parameters):
+        if p.name in seen:
+            raise SdInputError(f"{spec.path.name}: the constant {p.name!r} is fitted twice (as "
+                               f"{given.name!r} too; Vensim names ignore case, blanks and "
+                               "underscores); give it once.")
+        seen.add(p.name)
     both = sorted({p.name for p in params} & set(fixed))
     if both:
         raise SdInputError(f"{spec.path.name}: {both[0]!r} is both fitted ([parameters]) and held "
