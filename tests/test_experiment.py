@@ -290,3 +290,18 @@ def test_beating_the_baseline_and_clauses():
     cl = Clause("Clean Share", Side("a", None, "after"), Side("b", None, "after"), -0.05, False)
     assert list(cl.holds(np.array([0.1, 0.2]), np.array([0.2, 0.2]))) == [True, False]
     assert cl.describe() == "Clean Share: a at after minus b at after below -0.05"
+
+
+def test_case_names_sharing_a_file_are_refused_before_any_run(tmp_path, capsys):
+    """'toy' and 'TOY' both write members-toy.csv: refused when the spec is read
+    (it was refused only when the report was written, after the calibrations ran
+    and were kept in --out)."""
+    twin = ('[cases.TOY]\ncalibration = "toy_calibration.toml"\nscenarios = "%s"\n'
+            'years = {start = 0, end = 1}\n\n' % (DATA / "set_toy_scenarios.toml"))
+    path = write(tmp_path, EXPERIMENT.replace("[cases.toy]", twin + "[cases.toy]"))
+    out = tmp_path / "out"
+    assert main(["experiment", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'TOY' and 'toy' would both be written as members-toy.csv" in err \
+        or "'toy' and 'TOY' would both be written as members-toy.csv" in err, err
+    assert "reused" not in err and "calibrated" not in err and not out.exists()

@@ -56,7 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from .._common import TomlLines, file_sha256, input_file, number, read_text, read_toml, seed, whole
+from .._common import (TomlLines, distinct_names, file_sha256, input_file, number, read_text,
+                      read_toml, seed, whole)
 from ..errors import SdInputError, suggest
 
 TOP = ("description", "seed", "agree", "prior_draws", "max_members", "baseline", "policies",
@@ -189,6 +190,10 @@ class ExperimentSpec:
         return self.lines.get(key, f"{self.path.name} {key}")
 
 
+#: The file of each case's members in the output folder.
+MEMBERS_FILE = "members-{}.csv"
+
+
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and check an experiment spec (without its models: see :mod:`.plan`).
 
@@ -208,6 +213,9 @@ def load_spec(path: str | Path) -> ExperimentSpec:
                                "and calibration/policy_matrix.toml for an example).")
     variations = _variations(raw.get("variations", {}), lines)
     cases = _cases(raw["cases"], path, lines)
+    # two case names one file name (members-<case>.csv) would share: refused now, before
+    # any calibration runs, not when the report is written
+    distinct_names([c.name for c in cases], MEMBERS_FILE, f"{path.name} [cases]")
     table_years = _names(raw["table_years"], lines, (), "table_years")
     for c in cases:
         for y in table_years:

@@ -17,6 +17,7 @@ import pandas as pd
 from .._common import distinct_names
 from ..experiments.result import (AGREES, DISAGREES, TOO_FEW, UNDECIDED, ExperimentResult,
                                   Verdict)
+from ..experiments.spec import MEMBERS_FILE
 from ..plots import figure, plot_policy_cells, save_figure
 from .folder import write_json
 
@@ -27,7 +28,7 @@ def write_experiment(result: ExperimentResult, folder: str | Path) -> list[str]:
     """Write the experiment's files into ``folder``; return their names (manifest last)."""
     folder = Path(folder)
     spec = result.spec
-    members = distinct_names([c.name for c in spec.cases], "members-{}.csv",
+    members = distinct_names([c.name for c in spec.cases], MEMBERS_FILE,
                              f"{spec.path.name} [cases]")
     names = ["policy_table.csv", "policy_table.md", "statements.csv", "report.md",
              "policy_matrix.png", *[members[c] for c in result.members]]
