@@ -106,6 +106,23 @@ def whole(value, where: str, minimum: int | None = None, maximum: int | None = N
 MAX_SEED = 2 ** 32 - 1
 
 
+def flag(value, where: str) -> bool:
+    """A TOML boolean: ``bool("no")`` is True, so text is refused, not converted."""
+    if not isinstance(value, bool):
+        raise SdInputError(f"{where} = {value!r} must be true or false.")
+    return value
+
+
+def power_of_two(value: int, where: str) -> int:
+    """``value`` if it is a power of 2 (or 0: off), else a message naming the
+    nearest ones (Sobol' sequences keep their balance only for 2^m points)."""
+    if value and value & (value - 1):
+        low = 1 << (value.bit_length() - 1)
+        raise SdInputError(f"{where} = {value} must be a power of 2 (Sobol' points are balanced "
+                           f"only in blocks of 2^m); the nearest are {low} and {2 * low}.")
+    return value
+
+
 def seed(value, where: str) -> int:
     """A random seed: a whole number in ``[0, MAX_SEED]``."""
     return whole(value, where, 0, MAX_SEED)

@@ -173,3 +173,36 @@ def test_a_checkpoint_path_that_is_a_file_is_a_message(tmp_path):
     (tmp_path / "checkpoint").write_text("x")
     with pytest.raises(SdInputError, match="is not a folder"):
         _store(tmp_path / "checkpoint", True)
+
+
+# -- sensitivity specs -------------------------------------------------------------------
+SENS_SPEC = f'''model = "{DATA / 'set_toy.mdl'}"
+[sampling]
+n = 20
+[parameters]
+"Growth Rate" = {{ distribution = "uniform", low = 0.1, high = 0.6 }}
+[metrics]
+final = {{ variable = "Level", kind = "final" }}
+[sobol]
+n = 8
+[morris]
+trajectories = 4
+levels = 4
+'''
+
+
+@pytest.mark.parametrize("old, new, match", [
+    ("n = 8", "n = 7", r"\[sobol\] n = 7 must be a power of 2 .*nearest are 4 and 8"),
+    ("n = 8", 'n = 8\nsecond_order = "no"', r"\[sobol\] second_order = 'no' must be true or false"),
+    ("levels = 4", "levels = 3", r"\[morris\] levels = 3 must be even.*nearest are 2 and 4"),
+    ('[metrics]', 'growth_rate = { distribution = "uniform", low = 0.1, high = 0.6 }\n[metrics]',
+     r"the constant 'Growth Rate' is listed twice"),
+])
+def test_hostile_sensitivity_spec_is_refused(tmp_path, capsys, old, new, match):
+    spec = tmp_path / "sens.toml"
+    spec.write_text(SENS_SPEC.replace(old, new, 1))
+    out = tmp_path / "out"
+    assert main(["sensitivity", str(spec), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err), err
+    assert "internal error" not in err and not out.exists()

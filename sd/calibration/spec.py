@@ -25,8 +25,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .._common import (file_sha256, input_file, known_keys, number, read_toml, run_limit, seed, table,
-                      whole)
+from .._common import (file_sha256, flag, input_file, known_keys, number, read_toml, run_limit,
+                       seed, table, whole)
 from ..errors import SdInputError, suggest
 from ..outcomes import targets as outcomes
 from ..simulation import ENGINES
@@ -215,7 +215,7 @@ def load_spec(path: str | Path, data: str | Path | None = None) -> Spec:
         maxiter=whole(opt.get("maxiter", 20), f"{path}: [optimizer] maxiter", 0, run_limit()),
         max_evals=whole(opt.get("max_evals", 3000), f"{path}: [optimizer] max_evals", 0,
                         run_limit()),
-        polish=_flag(opt.get("polish", True), f"{path}: [optimizer] polish"),
+        polish=flag(opt.get("polish", True), f"{path}: [optimizer] polish"),
         fixed={str(k): _float(v, f"{path}: [fixed] {k!r}")
                for k, v in table(raw, "fixed", str(path)).items()},
         profile_points=whole(conf.get("profile_points", 13),
@@ -312,13 +312,6 @@ def _choice(value, choices, where: str) -> str:
 def _float(value, where: str) -> float:
     """A finite number (TOML accepts ``nan`` and ``inf``; neither is a setting)."""
     return number(value, where)
-
-
-def _flag(value, where: str) -> bool:
-    """A TOML boolean: ``bool("no")`` is True, so text is refused, not converted."""
-    if not isinstance(value, bool):
-        raise SdInputError(f"{where} = {value!r} must be true or false.")
-    return value
 
 
 def _file(base: Path, raw: dict, key: str, spec: Path) -> Path:

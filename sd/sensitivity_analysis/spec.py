@@ -34,8 +34,8 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .._common import (distinct_names, file_sha256, input_file, known_keys, read_toml,
-                       run_limit, seed, table, whole)
+from .._common import (distinct_names, file_sha256, flag, input_file, known_keys,
+                       power_of_two, read_toml, run_limit, seed, table, whole)
 from ..errors import SdInputError, suggest
 from ..model import Model, load
 from ..outcomes import metrics as metrics_mod
@@ -152,13 +152,18 @@ def load_spec(path: str | Path, samples: int | None = None) -> tuple[Sensitivity
         variables=variables, bands=tuple(dict.fromkeys(bands + ())),
         every=_positive(output.get("every"), f"{path} [output] every"),
         dtype=_dtype(output.get("dtype", "float64"), path),
-        sobol_n=whole(sobol.get("n", 0), f"{path} [sobol] n", 0),
-        sobol_second_order=bool(sobol.get("second_order", True)),
+        sobol_n=power_of_two(whole(sobol.get("n", 0), f"{path} [sobol] n", 0),
+                             f"{path} [sobol] n"),
+        sobol_second_order=flag(sobol.get("second_order", True), f"{path} [sobol] second_order"),
         morris_trajectories=whole(morris.get("trajectories", 0), f"{path} [morris] trajectories", 0),
         morris_levels=whole(morris.get("levels", 4), f"{path} [morris] levels", 2, 1000),
     )
     if samples is not None:
         spec = replace(spec, n=whole(samples, "--samples", 1))
+    if spec.morris_levels % 2:
+        raise SdInputError(f"{path} [morris] levels = {spec.morris_levels} must be even (Morris' "
+                           "jump of levels/2 steps is then equally likely from every level); the "
+                           f"nearest are {spec.morris_levels - 1} and {spec.morris_levels + 1}.")
     _check_outputs(spec, path)
     if spec.method not in dist_mod.METHODS:
         raise SdInputError(f"{path} [sampling] method: unknown {spec.method!r}; expected one of "
@@ -195,8 +200,11 @@ def _parameters(data: dict, path: Path, model: Model) -> tuple:
         where = f"{path} [parameters] {name!r}"
         var = model.variable(name, kinds=("constant",), what="constant", where=f" (in {where})")
         out.append(dist_mod.make(var.name, entry, where))
-    if len({d.name for d in out}) != len(out):
-        raise SdInputError(f"{path} [parameters]: a constant is listed twice.")
+    names = [d.name for d in out]
+    twice = [n for n in dict.fromkeys(names) if names.count(n) > 1]
+    if twice:
+        raise SdInputError(f"{path} [parameters]: the constant {twice[0]!r} is listed twice (Vensim "
+                           "names ignore case, blanks and underscores).")
     return tuple(out)
 
 
