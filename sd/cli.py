@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import SdInputError, SdRuntimeError
+from .errors import SdInputError, SdRuntimeError, printable
 
 
 class _Parser(argparse.ArgumentParser):
@@ -165,7 +165,7 @@ def _dispatch(parser, argv, debug: bool) -> int:
     except SdInputError as exc:
         if debug:
             raise
-        print(f"sd: error: {exc}", file=sys.stderr)
+        print(f"sd: error: {printable(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # `sd info MODEL | head`: the reader left; stop quietly, as Python's docs advise.
@@ -179,12 +179,12 @@ def _dispatch(parser, argv, debug: bool) -> int:
     except SdRuntimeError as exc:
         if debug:
             raise
-        print(f"sd: simulation failed: {exc}", file=sys.stderr)
+        print(f"sd: simulation failed: {printable(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if debug:
             raise
-        print(f"sd: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
+        print(f"sd: internal error: {type(exc).__name__}: {printable(exc)} (rerun with --debug "
               "for a traceback and report it)", file=sys.stderr)
         return 1
 
@@ -424,7 +424,7 @@ def cmd_experiment(args) -> int:
         return folder
 
     def log(line):
-        print(f"sd: {line}", file=sys.stderr, flush=True)
+        print(f"sd: {printable(line)}", file=sys.stderr, flush=True)
 
     result = experiment(args.spec, search=((kept, ""), *DEFAULT_SEARCH),
                         on_calibrated=keep, log=log)
@@ -452,7 +452,7 @@ def cmd_compare(args) -> int:
     result = compare(args.model, args.scenarios, variables=args.plot, engine=args.engine)
     with staged(out, "provenance.json", kind="compare") as folder:
         names = write_comparison(result, folder)
-    print(text_table(result.table))
+    print(printable(text_table(result.table)))
     for name in names:
         print(f"  wrote {out / name}")
     return 0

@@ -12,6 +12,7 @@ same rule decides both "is this the variable?" and "which name was meant?"
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from typing import Iterable
 
 
@@ -35,3 +36,13 @@ def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
     if not hits:
         return ""
     return " Did you mean " + ", ".join(repr(by_canon[h]) for h in hits) + "?"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: names read from files reach
+    messages and progress lines, and a control character in one (ESC starts a
+    terminal command, NUL, U+2028, a bidi override) is shown escaped, as
+    ``repr`` shows it, instead of acting on the terminal. Newlines and tabs
+    stay."""
+    return "".join(c if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp")
+                   else repr(c)[1:-1] for c in str(text))

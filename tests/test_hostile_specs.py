@@ -206,3 +206,17 @@ def test_hostile_sensitivity_spec_is_refused(tmp_path, capsys, old, new, match):
     err = capsys.readouterr().err
     assert re.search(match, err), err
     assert "internal error" not in err and not out.exists()
+
+
+def test_names_from_files_never_reach_the_terminal_as_control_characters(tmp_path, capsys):
+    """A scenario named with an ESC sequence, NUL or U+2028 was echoed raw in
+    the error's list of known names (and in sd compare's table): a file could
+    drive the user's terminal. Messages print through sd.errors.printable."""
+    scen = tmp_path / "hostile_scenarios.toml"
+    scen.write_text('["\\u001b[31mred"]\nconstants = {Boost = 1}\n'
+                    '["a\\u0000b"]\nconstants = {Boost = 1}\n["u\\u2028v"]\nconstants = {Boost = 1}\n')
+    assert main(["compare", str(DATA / "set_toy.mdl"), f"zz@{scen}", "boost",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "\\x1b[31mred" in err and "a\\x00b" in err and "u\\u2028v" in err, err
+    assert not any(c in err for c in "\x1b\x00\u2028")
