@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ._common import regular_bytes
 from .errors import SdInputError, SdRuntimeError
 
 #: Seconds between two looks at the watched files.
@@ -392,7 +393,9 @@ def _contents(files) -> dict:
     out = {}
     for p in files:
         try:
-            out[p] = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+            # a save may replace the file by a link to /dev/zero or a pipe: never
+            # read those (memory without end, or a wait forever)
+            out[p] = hashlib.sha256(regular_bytes(p)).hexdigest()
         except OSError:
             out[p] = None
     return out

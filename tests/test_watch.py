@@ -211,3 +211,18 @@ def test_the_plot_window_is_redrawn_with_each_run(tmp_path, monkeypatch):
     plt.close(fig)                               # the user closes the window:
     window.draw(first, ("Teacup Temperature",))  # files only from then on
     assert not window.live
+
+
+def test_a_save_that_makes_the_model_a_device_or_pipe_is_not_read(tmp_path):
+    """A model replaced by a link to /dev/zero made the watcher read it without
+    end (4.6 GB in 4 s); a pipe blocked it. Neither is read: its content is
+    unknown (None) and the next run refuses it with a message."""
+    from sd.watch import _contents
+
+    link, fifo, good = tmp_path / "zero.mdl", tmp_path / "pipe.mdl", tmp_path / "m.mdl"
+    link.symlink_to("/dev/zero")
+    os.mkfifo(fifo)
+    good.write_text("x")
+    got = _contents([link, fifo, good, tmp_path])
+    assert got[link] is None and got[fifo] is None and got[tmp_path] is None
+    assert isinstance(got[good], str)
