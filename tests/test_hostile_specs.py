@@ -220,3 +220,14 @@ def test_names_from_files_never_reach_the_terminal_as_control_characters(tmp_pat
     err = capsys.readouterr().err
     assert "\\x1b[31mred" in err and "a\\x00b" in err and "u\\u2028v" in err, err
     assert not any(c in err for c in "\x1b\x00\u2028")
+
+
+def test_member_runs_over_every_question_are_bounded(tmp_path, capsys):
+    """Chains within the limit (100 x 100 x 999 states) but each member also run
+    in every [explain] cell: 2 x 9,990,000 runs was started, now refused before
+    any draw."""
+    text = (SET_SPEC.replace("max_starts = 10\n", "max_starts = 100\n")
+            .replace("replicas = 2\n", "replicas = 100\n").replace("steps = 4\n", "steps = 999\n")
+            .replace("thin = 2\n", "thin = 1\n"))
+    refused(tmp_path, capsys, text,
+            r"up to 9,990,000 members .* in 2 cells of \[explain\] make 19,980,000 runs")

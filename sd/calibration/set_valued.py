@@ -15,6 +15,8 @@ from dataclasses import asdict
 import numpy as np
 
 from .. import provenance
+from .._common import run_limit
+from ..errors import SdInputError
 from . import (acceptance, conclusions, data_value, inputs as inputs_mod, marginals, numerics,
                questions as questions_mod, sampler, screening, variants as variants_mod, waves)
 from .checkpoint import Store
@@ -27,6 +29,21 @@ from .spec import spec_digest
 OUTFLOW_DRAWS = 1000
 
 
+def _check_member_runs(spec, questions) -> None:
+    """Refuse, before any draw, questions whose runs over the set's members (at most
+    max_starts x replicas x steps / thin, each run as documented and in every cell)
+    exceed SD_RUN_LIMIT: each count may be within bounds and their product not."""
+    o = spec.set
+    members = o.max_starts * o.replicas * (o.steps // o.thin)
+    cells = 1 + (len(questions.cells) if questions else 0)
+    if members * cells > run_limit():
+        raise SdInputError(f"{spec.path.name}: up to {members:,} members (max_starts x replicas "
+                           f"x steps / thin) each run in {cells} cells of [explain] make "
+                           f"{members * cells:,} runs, beyond the limit of {run_limit():,}; use "
+                           "fewer counterfactuals or a smaller [set], or raise the limit with "
+                           "the environment variable SD_RUN_LIMIT.")
+
+
 def calibrate_set(spec, sim, checkpoint=None, resume=False, progress=None) -> SetResult:
     """Find the behaviour-consistent set of ``spec`` and what it decides (see the module)."""
     o = spec.set
@@ -35,6 +52,7 @@ def calibrate_set(spec, sim, checkpoint=None, resume=False, progress=None) -> Se
     questions = questions_mod.check(sim.model, spec.explain, spec.path, spec.targets)
     variant_cases = cases(sim.model, dict(spec.variants), spec.path, key="names",
                           where="[variants]") if spec.variants else []
+    _check_member_runs(spec, questions)
     if sim.engine == "pysd":
         import warnings
 
