@@ -188,13 +188,33 @@ def read_toml(path: str | os.PathLike, what: str) -> dict:
     path = Path(path)
     if not path.is_file():
         raise SdInputError(f"{what} not found: {path}.")
+    text = read_text(path, what)
+    _shallow_keys(text, path, what)
     try:
-        return tomllib.loads(read_text(path, what))
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SdInputError(f"{path}: not valid TOML ({exc}).") from exc
     except RecursionError:
         raise SdInputError(f"{path}: not a {what.lower()}: its arrays or tables are nested "
                            "too deeply to read.") from None
+
+
+#: Most parts a TOML key may have (``[explain.extra.NAME]`` has 3): tomllib's time
+#: grows with the square of a key's depth (100,000 parts: minutes).
+MAX_KEY_PARTS = 64
+_KEY_DOTS = re.compile(r"^\s*\[*([^=\n\"']*(?:(?:\"[^\"\n]*\"|'[^'\n]*')[^=\n\"']*)*)",
+                       re.MULTILINE)
+
+
+def _shallow_keys(text: str, path: Path, what: str) -> None:
+    """Refuse a key nested more than :data:`MAX_KEY_PARTS` deep (``a.a.a...``)
+    before tomllib spends minutes on it."""
+    for m in _KEY_DOTS.finditer(text):
+        key = re.sub(r"\"[^\"\n]*\"|'[^'\n]*'", "", m.group(1))
+        if key.count(".") >= MAX_KEY_PARTS:
+            line = text.count("\n", 0, m.start()) + 1
+            raise SdInputError(f"{path}:{line}: not a {what.lower()}: a key of more than "
+                               f"{MAX_KEY_PARTS} dotted parts.")
 
 
 # -- text files --------------------------------------------------------------------------
@@ -209,7 +229,7 @@ def read_text(path: str | os.PathLike, what: str, *, latin1: bool = False) -> st
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = regular_bytes(path)   # never a pipe or device: a read without end
     except OSError as exc:
         raise SdInputError(f"{what} {path}: cannot read it ({exc.strerror}).") from None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:

@@ -231,3 +231,37 @@ def test_member_runs_over_every_question_are_bounded(tmp_path, capsys):
             .replace("thin = 2\n", "thin = 1\n"))
     refused(tmp_path, capsys, text,
             r"up to 9,990,000 members .* in 2 cells of \[explain\] make 19,980,000 runs")
+
+
+def test_a_key_nested_without_end_is_refused_quickly(tmp_path):
+    """``a.a.a...b = 1`` with 100,000 parts kept tomllib busy for minutes (its time
+    grows with the square of the depth); refused before parsing, with the line."""
+    from sd._common import read_toml
+    from sd.errors import SdInputError
+    spec = tmp_path / "deep.toml"
+    spec.write_text('model = "m.mdl"\n' + "a." * 100000 + "b = 1\n")
+    with pytest.raises(SdInputError, match=r"deep\.toml:2: .*more than 64 dotted parts"):
+        read_toml(spec, "Calibration spec")
+    spec.write_text('[x."a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g.h.i.j.k.l.m'
+                    '.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g.h"]\ny = 1\n')
+    assert read_toml(spec, "Calibration spec")["x"]   # dots inside a quoted key are one part
+
+
+def test_an_empty_out_is_refused_not_the_current_folder(tmp_path, capsys, monkeypatch):
+    """--out "" wrote every output (and would remove the stale files of an
+    earlier job's manifest) into the current folder."""
+    spec = tmp_path / "s.toml"
+    spec.write_text(SET_SPEC)
+    monkeypatch.chdir(tmp_path)
+    assert main(["calibrate", str(spec), "--out", "", "--no-progress"]) == 2
+    assert "--out '': empty" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_a_text_file_that_is_a_pipe_is_never_read(tmp_path):
+    import os
+    from sd._common import read_text
+    from sd.errors import SdInputError
+    os.mkfifo(tmp_path / "p.csv")
+    with pytest.raises(SdInputError, match="cannot read it"):
+        read_text(tmp_path / "p.csv", "Documented-outcomes file")

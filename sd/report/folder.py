@@ -44,6 +44,8 @@ def output_folder(out: str | Path | None, default: Path, option: str = "--out") 
     Nothing is created here; :class:`SdInputError` when ``out`` is an existing
     file, lies under a file, or its nearest existing ancestor cannot be written.
     """
+    if out is not None and not str(out).strip():
+        raise SdInputError(f"{option} '': empty; name a folder (\".\" for the current one).")
     path = Path(out) if out is not None else default
     where = f"{option} {path}" if out is not None else f"the output folder {path}"
     if path.exists() and not path.is_dir():
@@ -55,6 +57,8 @@ def output_folder(out: str | Path | None, default: Path, option: str = "--out") 
 
 def output_file(path: str | Path, option: str) -> Path:
     """An output file named on the command line, checked before any work."""
+    if not str(path).strip():
+        raise SdInputError(f"{option} '': empty; name a file.")
     path = Path(path)
     if path.is_dir():
         raise SdInputError(f"{option} {path}: is a folder; expected a file name.")
