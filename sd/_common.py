@@ -186,6 +186,11 @@ def read_toml(path: str | os.PathLike, what: str) -> dict:
     import tomllib
 
     path = Path(path)
+    if path.is_dir():
+        raise SdInputError(f"{what} {path}: is a folder; expected a TOML file.")
+    if path.exists() and not path.is_file():
+        raise SdInputError(f"{what} {path}: is not a regular file (a pipe, device or socket); "
+                           "expected a TOML file.")
     if not path.is_file():
         raise SdInputError(f"{what} not found: {path}.")
     text = read_text(path, what)

@@ -265,3 +265,15 @@ def test_a_text_file_that_is_a_pipe_is_never_read(tmp_path):
     os.mkfifo(tmp_path / "p.csv")
     with pytest.raises(SdInputError, match="cannot read it"):
         read_text(tmp_path / "p.csv", "Documented-outcomes file")
+
+
+def test_a_spec_that_is_a_pipe_or_folder_says_so(tmp_path):
+    """Was 'Calibration spec not found' for a pipe, /dev/zero or a folder."""
+    import os
+    from sd._common import read_toml
+    from sd.errors import SdInputError
+    os.mkfifo(tmp_path / "p.toml")
+    with pytest.raises(SdInputError, match="p.toml: is not a regular file"):
+        read_toml(tmp_path / "p.toml", "Calibration spec")
+    with pytest.raises(SdInputError, match="is a folder; expected a TOML file"):
+        read_toml(tmp_path, "Scenario file")
