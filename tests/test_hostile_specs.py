@@ -277,3 +277,20 @@ def test_a_spec_that_is_a_pipe_or_folder_says_so(tmp_path):
         read_toml(tmp_path / "p.toml", "Calibration spec")
     with pytest.raises(SdInputError, match="is a folder; expected a TOML file"):
         read_toml(tmp_path, "Scenario file")
+
+
+@pytest.mark.parametrize("kind", ["folder", "pipe", "device"])
+def test_a_point_fit_checkpoint_that_is_not_a_file_is_refused(tmp_path, capsys, kind):
+    """optimiser.json made a folder was an internal error (IsADirectoryError when
+    the checkpoint was saved); a pipe or a link to /dev/zero were silently skipped."""
+    import os
+    spec = tmp_path / "p.toml"
+    spec.write_text(POINT_SPEC)
+    target = tmp_path / "out" / "checkpoint" / "optimiser.json"
+    target.parent.mkdir(parents=True)
+    {"folder": target.mkdir, "pipe": lambda: os.mkfifo(target),
+     "device": lambda: target.symlink_to("/dev/zero")}[kind]()
+    assert main(["calibrate", str(spec), "--out", str(tmp_path / "out"), "--resume",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "optimiser.json is not a file" in err and "internal error" not in err

@@ -206,6 +206,11 @@ class _Checkpoint:
         self.resumed = False
         self.evolution = None     # differential evolution: population, generator, generation
         self.best_u, self.best_payoff = None, np.inf
+        if path is not None and (Path(path).is_symlink() or Path(path).exists()) \
+                and not Path(path).is_file():
+            # a folder, pipe or link to a device where the checkpoint goes: neither
+            # read (no end) nor replaced (a folder cannot be)
+            raise self._refuse("is not a file (a folder, pipe or device)")
         if resume and path is not None and Path(path).is_file():
             self._load()
 
